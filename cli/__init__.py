@@ -1,0 +1,1 @@
+"""Command-line interface of photosearch: parse, call one function, print."""

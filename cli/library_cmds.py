@@ -1,0 +1,3 @@
+"""Library commands: index, watch, query, similar, status, reindex."""
+
+COMMANDS: list = []

@@ -1,0 +1,34 @@
+"""The `photosearch` click group. Each command lives in a module named for what it does."""
+
+from __future__ import annotations
+
+import click
+
+from cli import library_cmds, model_cmds
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--library",
+    "library_dir",
+    type=click.Path(file_okay=False),
+    envvar="PHOTOSEARCH_LIBRARY",
+    default=None,
+    help="Library folder (default: $XDG_DATA_HOME/photosearch or ~/.local/share/photosearch).",
+)
+@click.pass_context
+def cli(ctx: click.Context, library_dir: str | None) -> None:
+    """photosearch: private, offline, natural-language search over your photos.
+
+    \b
+    Example:
+        photosearch index ~/Pictures
+        photosearch query "white chair" -k 5
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["library_dir"] = library_dir
+
+
+for module in (model_cmds, library_cmds):
+    for command in module.COMMANDS:
+        cli.add_command(command)

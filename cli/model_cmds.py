@@ -1,0 +1,94 @@
+"""Model commands: `train` and `evaluate`. Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from cli.errors import user_errors
+
+
+@click.command()
+@click.option("--captions-json", required=True, type=click.Path(dir_okay=False), help="Training captions: [{file_name, caption}].")
+@click.option("--image-root", required=True, type=click.Path(file_okay=False), help="Folder the file_names are relative to.")
+@click.option("--model-type", "--text-encoder", "model_type", type=click.Choice(["minilm", "lstm", "transformer", "bow"]), default="minilm", show_default=True, help="Text encoder.")
+@click.option("--backbone", type=click.Choice(["efficientnet_lite0", "resnet18"]), default="efficientnet_lite0", show_default=True)
+@click.option("--backbone-weights", type=click.Path(dir_okay=False), default=None, help="Backbone state_dict file (e.g. ResNet18 ImageNet weights).")
+@click.option("--epochs", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(2))
+@click.option("--lr", default=3e-4, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--weight-decay", default=None, type=float, help="AdamW weight decay (default 1e-4).")
+@click.option("--views", default=None, type=click.IntRange(1), help="Cached views per image (default 3: centre + 2 augmented).")
+@click.option("--patience", default=None, type=click.IntRange(1), help="Early-stopping patience in epochs (default 10).")
+@click.option("--checkpoint-dir", default="checkpoints", show_default=True, type=click.Path(file_okay=False))
+@click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--val-captions-json", default=None, type=click.Path(dir_okay=False), help="Explicit validation captions (else a seeded 70/15/15 split).")
+@click.option("--name", default=None, help="Name of the checkpoint and result files (default: the model type).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--finetune-backbone", is_flag=True, help="Train the backbone end to end (no feature cache).")
+@click.option("--concept-weight", default=None, type=click.FloatRange(min=0), help="ConSE fusion weight (default 0.3 with MiniLM, else 0).")
+@click.option("--preset", type=click.Choice(["default", "tiny"]), default="default", show_default=True, help="Architecture preset (tiny: for tests).")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Feature cache (default ~/.cache/photosearch).")
+def train(**opts) -> None:
+    """Train MiniCLIP on captioned photos and write a checkpoint, metrics and figures.
+
+    \b
+    Example:
+        photosearch train --captions-json captions.json --image-root photos/ --epochs 30
+    """
+    with user_errors():
+        from miniclip.jobs import train_from_options
+
+        outcome = train_from_options(opts)
+    m = outcome.metrics["t2i"]
+    if outcome.skipped:
+        click.echo("skipped: " + ", ".join(f"{n} {r}" for r, n in outcome.skipped.items()), err=True)
+    click.echo(f"checkpoint: {outcome.checkpoint}")
+    click.echo(f"metrics:    {outcome.metrics_path}")
+    click.echo(f"text→image R@1 {m['R@1']:.1f}  R@5 {m['R@5']:.1f}  R@10 {m['R@10']:.1f}  MRR {m['MRR']:.3f}  MedR {m['MedR']:.0f}"
+               f"  (best epoch {outcome.best_epoch} of {outcome.epochs_run}, {outcome.seconds:.0f} s)")
+
+
+@click.command()
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(dir_okay=False), help="Checkpoint(s) to compare (default: the shipped one).")
+@click.option("--captions-json", required=True, type=click.Path(dir_okay=False))
+@click.option("--image-root", required=True, type=click.Path(file_okay=False))
+@click.option("--concept-weight", default=None, type=click.FloatRange(min=0), help="Override the ConSE fusion weight (0 = MiniCLIP alone).")
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False))
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+def evaluate(checkpoints, captions_json, image_root, concept_weight, as_json, cache_dir, device) -> None:
+    """Report R@1/5/10, MRR and median rank, text→image and image→text, beside a random baseline.
+
+    \b
+    Example:
+        photosearch evaluate --checkpoint checkpoints/default.safetensors \\
+            --captions-json dev.json --image-root images/
+    """
+    with user_errors():
+        from miniclip.jobs import evaluate_checkpoints
+
+        rows = evaluate_checkpoints(list(checkpoints), captions_json, image_root, concept_weight, cache_dir, device)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(format_table(rows))
+
+
+def format_table(rows: dict) -> str:
+    width = max(len(n) for n in rows) + 2
+    lines = []
+    for direction, label in (("t2i", "text→image"), ("i2t", "image→text")):
+        lines.append(f"{label:<12}{'model':<{width}}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'MRR':>8}{'MedR':>7}")
+        for name, m in rows.items():
+            r = m[direction]
+            lines.append(f"{'':<12}{name:<{width}}{r['R@1']:>7.1f}{r['R@5']:>7.1f}{r['R@10']:>7.1f}{r['MRR']:>8.3f}{r['MedR']:>7.0f}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+COMMANDS = [train, evaluate]

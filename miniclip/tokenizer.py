@@ -1,0 +1,57 @@
+"""Word tokenizer for the from-scratch text encoders: lowercase, punctuation split, fixed vocabulary."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+import torch
+
+PAD, UNK, CLS = "<pad>", "<unk>", "<cls>"
+SPECIALS = (PAD, UNK, CLS)
+_WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+
+
+def split_words(text: str) -> list[str]:
+    """'A dog, running!' -> ['a', 'dog', ',', 'running', '!']"""
+    return _WORD.findall(text.lower())
+
+
+class WordTokenizer:
+    """Maps captions to fixed-length id tensors; index 0 is padding, 1 unknown, 2 the CLS token."""
+
+    def __init__(self, words: list[str], max_len: int = 32):
+        self.itos = list(SPECIALS) + [w for w in words if w not in SPECIALS]
+        self.stoi = {w: i for i, w in enumerate(self.itos)}
+        self.max_len = max_len
+
+    @classmethod
+    def build(cls, captions: Iterable[str], max_words: int = 5000, max_len: int = 32) -> "WordTokenizer":
+        """Vocabulary = the most frequent words of the training captions (ties broken alphabetically)."""
+        counts = Counter(w for c in captions for w in split_words(c))
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return cls([w for w, _ in ranked[: max_words - len(SPECIALS)]], max_len=max_len)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str) -> list[int]:
+        ids = [self.stoi.get(w, 1) for w in split_words(text)][: self.max_len]
+        return ids or [1]
+
+    def batch(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded ids (B, T) and true lengths (B,)."""
+        encoded = [self.encode(t) for t in texts]
+        lengths = torch.tensor([len(e) for e in encoded])
+        ids = torch.zeros(len(encoded), int(lengths.max()), dtype=torch.long)  # (B, T)
+        for row, e in enumerate(encoded):
+            ids[row, : len(e)] = torch.tensor(e)
+        return ids, lengths
+
+    def to_dict(self) -> dict:
+        return {"words": self.itos[len(SPECIALS):], "max_len": self.max_len}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "WordTokenizer":
+        return cls(list(data["words"]), max_len=int(data["max_len"]))
