@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import click
 
 
 @contextlib.contextmanager
 def user_errors():
-    """Re-raise the project's user-facing errors as click exceptions (exit 1, one line)."""
-    from miniclip.errors import MiniclipError
+    """Re-raise the project's user-facing errors as click exceptions (exit 1, one line).
 
+    User-facing: miniclip's `MiniclipError`, storage's `StorageError`, the indexer's
+    `ModelMismatchError`, and any exception whose class sets `user_facing = True` (the
+    library service's `ServiceError`). Anything else is a bug and keeps its traceback.
+    """
     try:
         yield
-    except MiniclipError as exc:
-        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         raise click.Abort() from None
+    except click.ClickException:
+        raise
+    except Exception as exc:
+        if not _is_user_error(exc):
+            raise
+        raise click.ClickException(" ".join(str(exc).split()) or type(exc).__name__) from None
+
+
+def _is_user_error(exc: Exception) -> bool:
+    if getattr(exc, "user_facing", False):
+        return True
+    # Only modules already imported can have raised: look there, so that checking an
+    # error never imports storage or torch.
+    names = (("miniclip.errors", "MiniclipError"), ("storage.errors", "StorageError"),
+             ("indexer.scanner", "ModelMismatchError"))
+    kinds = tuple(getattr(sys.modules[m], n) for m, n in names if m in sys.modules)
+    return isinstance(exc, kinds)

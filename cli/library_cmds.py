@@ -1,3 +1,218 @@
-"""Library commands: index, watch, query, similar, status, reindex."""
+"""Library commands: index, watch, query, similar, status, reindex.
 
-COMMANDS: list = []
+Each one parses, calls one function of `indexer.service` (or `indexer.daemon.watch`) and
+prints: results on stdout, progress and warnings on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+import click
+
+from cli.errors import user_errors
+from indexer import service
+
+checkpoint_option = click.option(
+    "--checkpoint", type=click.Path(dir_okay=False), default=None,
+    help="Model checkpoint (default: the shipped checkpoints/default.safetensors).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+k_option = click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1, service.MAX_K),
+                        help="How many photos to show.")
+in_option = click.option("--in", "under", type=click.Path(file_okay=False), default=None,
+                         help="Only photos inside this folder.")
+paths_only_option = click.option("--paths-only", is_flag=True, help="Print only the paths, one per line.")
+
+
+def _library(ctx: click.Context) -> str | None:
+    return (ctx.obj or {}).get("library_dir")
+
+
+def _warn(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@checkpoint_option
+@json_option
+@click.pass_context
+def index(ctx, paths, checkpoint, as_json) -> None:
+    """Scan folders once and index their photos (they are remembered for `watch` and `reindex`).
+
+    \b
+    Example:
+        photosearch index ~/Pictures /mnt/photos
+    """
+    with user_errors(), _progress_bar("indexing") as progress:
+        report = service.index(list(paths), _library(ctx), checkpoint, progress)
+    _print_report(report, as_json)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, file_okay=False))
+@checkpoint_option
+@click.option("--settle", default=1.0, show_default=True, type=click.FloatRange(0.05),
+              help="Seconds a changed file must stay still before it is indexed.")
+@click.option("--poll", default=3.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds between checks for folders that vanish or come back (unplugged drives).")
+@click.pass_context
+def watch(ctx, paths, checkpoint, settle, poll) -> None:
+    """Index folders, then keep them indexed as photos change; answer queries meanwhile.
+
+    Runs until Ctrl-C or SIGTERM. Folders are remembered: with no PATH, the library's
+    folders are watched. One daemon per library; `query` uses it when it runs.
+
+    \b
+    Example:
+        photosearch watch ~/Pictures &
+        photosearch query "dog on a beach"
+    """
+    from indexer.daemon import watch as run_daemon
+
+    with user_errors():
+        run_daemon(list(paths), _library(ctx), checkpoint, _warn, settle_s=settle, poll_s=poll)
+
+
+@click.command()
+@click.argument("words", nargs=-1, metavar="TEXT")
+@k_option
+@in_option
+@checkpoint_option
+@json_option
+@paths_only_option
+@click.pass_context
+def query(ctx, words, k, under, checkpoint, as_json, paths_only) -> None:
+    """Find the photos that best match a description, best first.
+
+    \b
+    Example:
+        photosearch query "white chair" -k 5
+        photosearch query --paths-only -k 3 "red car" | xargs open
+    """
+    text = " ".join(words).strip()
+    if not text:
+        raise click.UsageError('the query is empty: say what to look for, e.g. photosearch query "white chair"')
+    with user_errors():
+        answer = service.query(text, k, under, _library(ctx), checkpoint, _warn)
+    _print_hits(answer, as_json, paths_only)
+
+
+@click.command()
+@click.argument("photo", type=click.Path(dir_okay=False))
+@k_option
+@in_option
+@checkpoint_option
+@json_option
+@paths_only_option
+@click.pass_context
+def similar(ctx, photo, k, under, checkpoint, as_json, paths_only) -> None:
+    """Find the photos most like PHOTO (itself left out). PHOTO must already be indexed.
+
+    \b
+    Example:
+        photosearch similar ~/Pictures/2023/beach.jpg -k 5
+    """
+    with user_errors():
+        answer = service.similar(photo, k, under, _library(ctx), checkpoint, _warn)
+    _print_hits(answer, as_json, paths_only)
+
+
+@click.command()
+@checkpoint_option
+@json_option
+@click.pass_context
+def status(ctx, checkpoint, as_json) -> None:
+    """Show photos indexed, pending and failed (with reasons), the model, the library and the daemon.
+
+    \b
+    Example:
+        photosearch status
+        photosearch status --json | jq .photos
+    """
+    with user_errors():
+        report = service.status(_library(ctx), checkpoint, _warn)
+    click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
+
+
+@click.command()
+@checkpoint_option
+@json_option
+@click.pass_context
+def reindex(ctx, checkpoint, as_json) -> None:
+    """Embed every photo of the library again, e.g. after switching to another model.
+
+    \b
+    Example:
+        photosearch reindex --checkpoint checkpoints/minilm.safetensors
+    """
+    with user_errors(), _progress_bar("reindexing") as progress:
+        report = service.reindex(_library(ctx), checkpoint, progress)
+    _print_report(report, as_json)
+
+
+# -- printing ----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _progress_bar(label: str):
+    """A tqdm bar on stderr (shown on terminals only), fed by (done, total) callbacks."""
+    from tqdm import tqdm
+
+    with tqdm(total=0, desc=label, unit="photo", file=sys.stderr, disable=None, leave=False) as bar:
+        def update(done: int, total: int) -> None:
+            bar.total, bar.n = total, done
+            bar.refresh()
+
+        yield update
+
+
+def _print_hits(answer: dict, as_json: bool, paths_only: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    if not answer["results"]:
+        _warn("no matching photos" + (f" in {answer['under']}" if answer.get("under") else ""))
+    for hit in answer["results"]:
+        click.echo(hit["path"] if paths_only else f"{hit['rank']}. {hit['path']} (score: {hit['score']:.3f})")
+
+
+def _print_report(report: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for failure in report["failures"]:
+        _warn(f"failed: {failure['path']}: {failure['error']}")
+    counts = ", ".join(f"{report[n]} {n}" for n in ("added", "updated", "moved", "removed", "unchanged", "failed", "missing"))
+    click.echo(f"{counts} ({report['seconds']:.1f} s)")
+
+
+def format_status(report: dict) -> str:
+    photos, model, daemon = report["photos"], report["model"], report["daemon"]
+    lines = [
+        f"library:  {report['library']['path']} ({_size(report['library']['bytes'])})",
+        f"photos:   {photos['indexed']} indexed, {photos['pending']} pending, {photos['failed']} failed, "
+        f"{photos['missing']} missing ({photos['total']} in all)",
+    ]
+    lines += [f"  failed: {f['path']}: {f['error']}" for f in report["failed"]]
+    lines += [f"folder:   {r['path']}" + ("" if r["present"] else " (missing: unplugged or gone)") for r in report["roots"]]
+    lines.append(f"model:    {model['checkpoint']} (" + (f"fingerprint {model['fingerprint']})" if model["fingerprint"]
+                                                         else "missing or unreadable)"))
+    if model["mismatch"]:
+        lines.append(f"  warning: the library was indexed with model {model['library_fingerprint']}: "
+                     "run `photosearch reindex`")
+    scan = daemon.get("scanning")
+    lines.append("daemon:   " + (f"running (pid {daemon['pid']})" if daemon["running"] else "not running")
+                 + (f", scanning {scan['done']}/{scan['total']} photos" if scan else ""))
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+COMMANDS = [index, watch, query, similar, status, reindex]

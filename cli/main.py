@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli import library_cmds, model_cmds
+from cli import app_cmds, library_cmds, model_cmds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +29,6 @@ def cli(ctx: click.Context, library_dir: str | None) -> None:
     ctx.obj["library_dir"] = library_dir
 
 
-for module in (model_cmds, library_cmds):
+for module in (model_cmds, library_cmds, app_cmds):
     for command in module.COMMANDS:
         cli.add_command(command)

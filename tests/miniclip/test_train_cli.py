@@ -18,7 +18,7 @@ def trained(shapes_dataset, tmp_path):
     result = run(
         "train", "--captions-json", shapes_dataset["train"], "--image-root", shapes_dataset["images"],
         "--val-captions-json", shapes_dataset["val"], "--model-type", "lstm", "--preset", "tiny",
-        "--epochs", "25", "--batch-size", "12", "--lr", "3e-3", "--views", "2", "--seed", "1",
+        "--epochs", "40", "--batch-size", "12", "--lr", "3e-3", "--views", "2", "--seed", "1",
         "--checkpoint-dir", ckpt_dir, "--results-dir", results, "--cache-dir", tmp_path / "cache",
     )
     assert result.exit_code == 0, result.output
@@ -30,7 +30,7 @@ def test_short_training_learns_far_above_random(trained):
     r1 = report["metrics"]["t2i"]["R@1"]
     chance = report["random"]["t2i"]["R@1"]
     assert report["eval_images"] == 12
-    assert r1 >= 50.0 > 3 * chance, (r1, chance)
+    assert r1 >= 40.0 and r1 > 4 * max(chance, 100 / 12), (r1, chance)
     for name in ("training_curves_lstm.png", "retrieval_results_lstm.png", "metrics_comparison.png"):
         assert (trained["results"] / name).stat().st_size > 1000
 

@@ -1,0 +1,106 @@
+"""Commands for people trying photosearch out: `demo` and `serve` (the local web page).
+
+Each parses, calls `indexer.demo` or `indexer.web`, and prints: results on stdout, progress
+and hints on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from click.core import ParameterSource
+
+from cli.errors import user_errors
+from cli.library_cmds import _print_hits, _progress_bar, _warn, checkpoint_option
+
+DEFAULT_PORT = 8765  # = indexer.web.DEFAULT_PORT (importing it here would slow down --help)
+
+
+@click.command()
+@click.option("--batch", is_flag=True, help="Run the predefined queries instead of asking for them.")
+@click.option("-k", "--top", "k", default=5, show_default=True, type=click.IntRange(1, 20),
+              help="How many photos to show per query.")
+@click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Where the result grids (PNG) are saved.")
+@click.option("--photos", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder of photos to index for the demo (default: the bundled examples/photos/images).")
+@checkpoint_option
+@click.pass_context
+def demo(ctx, batch, k, results_dir, photos, checkpoint) -> None:
+    """Index the bundled demo photos, then search them: type a query, get the best photos.
+
+    Uses its own library (~/.local/share/photosearch-demo, or $XDG_DATA_HOME/photosearch-demo)
+    unless --library is given; photos already indexed are not embedded again. Each query's
+    results are printed and saved as a grid image under --results-dir. An empty line or
+    Ctrl-D ends it.
+
+    \b
+    Example:
+        photosearch demo
+        photosearch demo --batch -k 3
+    """
+    from indexer.demo import BATCH_QUERIES, Demo
+
+    with user_errors(), Demo(_explicit_library(ctx), photos, checkpoint, results_dir, _warn) as session:
+        with _progress_bar("indexing demo photos") as progress:
+            report = session.prepare(progress)
+        if report is not None:
+            _warn(f"demo library {session.library}: {report['added'] + report['updated']} photos embedded, "
+                  f"{report['unchanged']} already indexed, {report['failed']} failed")
+        for text in BATCH_QUERIES if batch else _typed_queries():
+            answer = session.ask(text, k)
+            if batch:
+                click.echo(f"query: {text}")
+            _print_hits(answer, as_json=False, paths_only=False)
+            click.echo(f"grid: {answer['grid']}")
+        _warn(session.serve_hint())
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback shows your photos to the network.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@checkpoint_option
+@click.pass_context
+def serve(ctx, host, port, checkpoint) -> None:
+    """Search the library from a local web page: thumbnails, scores, full photos, "more like this".
+
+    Uses the daemon (`photosearch watch`) when it runs, else loads the model once itself.
+    Prints the page's URL, then serves until Ctrl-C.
+
+    \b
+    Example:
+        photosearch serve
+        photosearch --library ~/.local/share/photosearch-demo serve --port 8000
+    """
+    from indexer.web import serve as serve_page
+
+    def ready(url: str) -> None:
+        click.echo(url)
+        _warn(f"serving the library's search page on {url} (Ctrl-C to stop)")
+
+    with user_errors():
+        serve_page((ctx.obj or {}).get("library_dir"), host, port, checkpoint, _warn, on_ready=ready)
+
+
+def _explicit_library(ctx: click.Context) -> str | None:
+    """--library when given on the command line; $PHOTOSEARCH_LIBRARY does not redirect the demo."""
+    group = ctx.find_root()
+    if group.get_parameter_source("library_dir") is ParameterSource.COMMANDLINE:
+        return group.params.get("library_dir")
+    return None
+
+
+def _typed_queries():
+    """Queries typed at the prompt (on stderr), until an empty line or end of input."""
+    while True:
+        click.echo("query> ", nl=False, err=True)
+        line = sys.stdin.readline()
+        if not line.strip():
+            return
+        yield line.strip()
+
+
+COMMANDS = [demo, serve]

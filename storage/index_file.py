@@ -1,0 +1,163 @@
+"""Saving and loading the FAISS index file atomically, with a sidecar that detects staleness.
+
+Files in the library folder:
+
+* ``vectors.faiss`` — the index, written by ``faiss.write_index``.
+* ``vectors.faiss.json`` — sidecar: the SQLite vector *generation* the index reflects, its
+  kind and tombstones, and the size and mtime of the ``vectors.faiss`` it describes (so a
+  library copied without preserving mtimes is simply rebuilt once).
+* ``vectors.faiss.lock`` — an advisory lock so two processes never write the ``*.tmp``
+  files at the same time.
+
+A save writes both as ``*.tmp`` files, fsyncs them, then ``os.replace``-s the index and the
+sidecar and fsyncs the directory. A crash at any point leaves either the old pair, the new
+pair, or a new index with the old sidecar, which the size/mtime check reports as a mismatch
+(and the library rebuilds from SQLite). A failed write (e.g. ENOSPC) happens before any
+rename, so the previous files are untouched and :class:`IndexSaveError` says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import faiss
+
+from .errors import IndexSaveError
+from .vector_index import FLAT, HNSW, IndexConfig, VectorIndex
+
+INDEX_NAME = "vectors.faiss"
+SIDECAR_NAME = "vectors.faiss.json"
+LOCK_NAME = "vectors.faiss.lock"
+SIDECAR_FORMAT = 1
+
+try:
+    import fcntl
+except ImportError:  # Windows: saves are not guarded against a second writer process
+    fcntl = None
+
+
+class IndexFileProblem(Exception):
+    """Why the index file on disk cannot be used as is (the library then rebuilds it)."""
+
+
+def index_bytes(folder: Path) -> int:
+    path = folder / INDEX_NAME
+    return path.stat().st_size if path.exists() else 0
+
+
+def save(folder: Path, vindex: VectorIndex) -> None:
+    """Atomically replace the index file and its sidecar with ``vindex``."""
+    index_path = folder / INDEX_NAME
+    sidecar_path = folder / SIDECAR_NAME
+    index_tmp = folder / (INDEX_NAME + ".tmp")
+    sidecar_tmp = folder / (SIDECAR_NAME + ".tmp")
+    with _exclusive(folder / LOCK_NAME):
+        try:
+            faiss.write_index(vindex.faiss_index, str(index_tmp))
+            _fsync(index_tmp)
+            stat = index_tmp.stat()
+            sidecar = {
+                "format": SIDECAR_FORMAT,
+                "generation": vindex.generation,
+                "kind": vindex.kind,
+                "dim": vindex.dim,
+                "count": vindex.count,
+                "tombstones": vindex.tombstones,
+                "index_size": stat.st_size,
+                "index_mtime_ns": stat.st_mtime_ns,
+            }
+            with open(sidecar_tmp, "w", encoding="utf-8") as f:
+                json.dump(sidecar, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(index_tmp, index_path)
+            os.replace(sidecar_tmp, sidecar_path)
+            _fsync_dir(folder)
+        except (OSError, RuntimeError) as exc:
+            for tmp in (index_tmp, sidecar_tmp):
+                _unlink_quietly(tmp)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise IndexSaveError(
+                f"could not save the vector index to {index_path}: {reason}; the previous "
+                "index file was left as it was (free some disk space and save again; the "
+                "vectors themselves are safe in the database)"
+            ) from exc
+
+
+def remove(folder: Path) -> None:
+    """Delete the saved index (the library holds no vectors). Index first: a crash in between
+    leaves a sidecar without index, which reads as "missing" and is rebuilt."""
+    with _exclusive(folder / LOCK_NAME):
+        for name in (INDEX_NAME, SIDECAR_NAME):
+            try:
+                (folder / name).unlink(missing_ok=True)
+            except OSError as exc:
+                raise IndexSaveError(f"could not delete {folder / name}: {exc.strerror}") from exc
+        _fsync_dir(folder)
+
+
+def load(folder: Path, config: IndexConfig) -> VectorIndex:
+    """The saved index; raises :class:`IndexFileProblem` if it is missing or unusable."""
+    index_path = folder / INDEX_NAME
+    if not index_path.exists():
+        raise IndexFileProblem("missing")
+    try:
+        sidecar = json.loads((folder / SIDECAR_NAME).read_text(encoding="utf-8"))
+        generation = int(sidecar["generation"])
+        kind = sidecar["kind"]
+        tombstones = [int(t) for t in sidecar["tombstones"]]
+        count = int(sidecar["count"])
+        expected = (int(sidecar["index_size"]), int(sidecar["index_mtime_ns"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexFileProblem(f"sidecar unreadable ({exc})") from exc
+    stat = index_path.stat()
+    if (stat.st_size, stat.st_mtime_ns) != expected or kind not in (FLAT, HNSW):
+        raise IndexFileProblem("index file does not match its sidecar (interrupted save?)")
+    try:
+        index = faiss.read_index(str(index_path))
+    except RuntimeError as exc:
+        raise IndexFileProblem(f"corrupt ({exc})") from exc
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else None
+    wanted = faiss.IndexHNSWFlat if kind == HNSW else faiss.IndexFlatIP
+    if not isinstance(inner, wanted) or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise IndexFileProblem(f"corrupt (not an IDMap2 over {wanted.__name__})")
+    return VectorIndex(index, kind, config, generation, tombstones, count)
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Keep a second process from writing the same ``*.tmp`` files at the same time."""
+    if fcntl is None:
+        yield
+        return
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":  # directories cannot be opened for fsync on Windows
+        return
+    _fsync(folder)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass

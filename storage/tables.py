@@ -1,0 +1,65 @@
+"""ORM models of the *current* schema (the migrations in ``migrations.py`` create these tables).
+
+Migrations are written in plain SQL so that they keep describing the past even when these
+models change; ``tests/storage/test_migrations.py`` checks that both agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class MetaRow(Base):
+    """Key/value settings of the library; values are JSON text."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(String)
+
+
+class PhotoRow(Base):
+    __tablename__ = "photos"
+    __table_args__ = (Index("ix_photos_status_path", "status", "path"),)  # added in schema v2
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(String, unique=True)
+    size: Mapped[int]
+    mtime: Mapped[float]
+    fingerprint: Mapped[str] = mapped_column(String, index=True)
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    indexed_at: Mapped[datetime | None]
+    model_fingerprint: Mapped[str | None] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String)
+    error: Mapped[str | None] = mapped_column(String)
+    taken_at: Mapped[datetime | None]  # added in schema v2
+
+
+class VectorRow(Base):
+    """Durable copy of a photo's search vector (little-endian float32 bytes)."""
+
+    __tablename__ = "vectors"
+
+    photo_id: Mapped[int] = mapped_column(
+        ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True
+    )
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RootRow(Base):
+    """A watched root folder (schema v2)."""
+
+    __tablename__ = "roots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(String, unique=True)
+    present: Mapped[bool] = mapped_column(Boolean)
+    added_at: Mapped[datetime]

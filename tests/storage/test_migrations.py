@@ -1,0 +1,105 @@
+"""Schema versions: upgrading a v1 database, refusing a newer one, ORM/migration agreement."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from storage import Library, SchemaError, StorageError
+from storage.migrations import SCHEMA_VERSION
+from storage.tables import Base
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE photos (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
+    mtime FLOAT NOT NULL, fingerprint TEXT NOT NULL, width INTEGER, height INTEGER,
+    indexed_at DATETIME, model_fingerprint TEXT, status TEXT NOT NULL DEFAULT 'pending',
+    error TEXT
+);
+CREATE INDEX ix_photos_fingerprint ON photos (fingerprint);
+CREATE TABLE vectors (
+    photo_id INTEGER PRIMARY KEY REFERENCES photos (id) ON DELETE CASCADE,
+    vector BLOB NOT NULL
+);
+"""
+
+
+def make_v1_library(folder, vector):
+    folder.mkdir()
+    conn = sqlite3.connect(folder / "library.sqlite")
+    conn.executescript(V1_SCHEMA)
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", [
+        ("schema_version", "1"), ("vector_dim", json.dumps(vector.size)),
+        ("vectors_generation", "1"), ("model_fingerprint", json.dumps("m-old")),
+    ])
+    conn.execute(
+        "INSERT INTO photos (id, path, size, mtime, fingerprint, width, height, indexed_at,"
+        " model_fingerprint, status) VALUES (7, '/old/a.jpg', 10, 1.5, 'fa', 4, 3,"
+        " '2023-01-02 03:04:05.000000', 'm-old', 'indexed')"
+    )
+    conn.execute("INSERT INTO vectors VALUES (7, ?)", (vector.astype("<f4").tobytes(),))
+    conn.commit()
+    conn.close()
+
+
+def test_v1_database_is_upgraded_and_keeps_its_data(tmp_path):
+    vector = np.arange(4, dtype=np.float32)
+    make_v1_library(tmp_path / "lib", vector)
+    with Library.open(tmp_path / "lib") as lib:
+        assert lib.get_meta("schema_version") == SCHEMA_VERSION == 2
+        photo = lib.get(7)
+        assert (photo.path, photo.status, photo.width, photo.taken_at) == ("/old/a.jpg", "indexed", 4, None)
+        assert photo.indexed_at.year == 2023
+        assert lib.get_meta("model_fingerprint") == "m-old"
+        assert lib.stats()["index_repair"] == "missing"  # v1 libraries had no FAISS file yet
+        assert [h.photo.id for h in lib.search(vector, 1)] == [7]
+        lib.add_root("/old")  # v2 table exists
+        assert [r.path for r in lib.roots()] == ["/old"]
+    tables = inspect(create_engine(f"sqlite:///{tmp_path / 'lib' / 'library.sqlite'}"))
+    assert "taken_at" in {c["name"] for c in tables.get_columns("photos")}
+    assert "ix_photos_status_path" in {i["name"] for i in tables.get_indexes("photos")}
+
+
+def test_newer_schema_is_refused(tmp_path):
+    folder = tmp_path / "lib"
+    Library.open(folder).close()
+    conn = sqlite3.connect(folder / "library.sqlite")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaError, match="upgrade photosearch"):
+        Library.open(folder)
+    with pytest.raises(SchemaError):
+        Library.open(folder, read_only=True)
+
+
+def test_read_only_open_refuses_to_migrate(tmp_path):
+    make_v1_library(tmp_path / "lib", np.ones(4, dtype=np.float32))
+    with pytest.raises(SchemaError, match="without read_only"):
+        Library.open(tmp_path / "lib", read_only=True)
+
+
+def test_not_a_database_is_a_storage_error(tmp_path):
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    (folder / "library.sqlite").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError):
+        Library.open(folder)
+
+
+def test_migrations_create_exactly_the_orm_schema(tmp_path):
+    Library.open(tmp_path / "lib").close()
+    db = inspect(create_engine(f"sqlite:///{tmp_path / 'lib' / 'library.sqlite'}"))
+    for table in Base.metadata.sorted_tables:
+        # An INTEGER PRIMARY KEY is SQLite's rowid: never NULL, though reflected as nullable.
+        migrated = {c["name"]: c["nullable"] and not c["primary_key"] for c in db.get_columns(table.name)}
+        declared = {c.name: c.nullable for c in table.columns}
+        assert migrated == declared, table.name
+        migrated_indexes = {i["name"]: i["column_names"] for i in db.get_indexes(table.name)}
+        declared_indexes = {i.name: [c.name for c in i.columns] for i in table.indexes}
+        assert migrated_indexes == declared_indexes, table.name
