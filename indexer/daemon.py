@@ -103,9 +103,14 @@ class Daemon:
     # -- scanning ----------------------------------------------------------------------------
     def _scan(self, roots: list[str]) -> None:
         """Reconcile `roots` in the daemon's own thread; a stop request ends it between batches."""
+        from storage import IndexSaveError
+
         started = time.monotonic()
         try:
             report = self.scanner.scan(roots, stop=self.stop)
+        except IndexSaveError as exc:  # disk full: keep going, the watcher saves again later
+            self.log(f"warning: {exc}")
+            return
         finally:
             self._scanning = None
         self._report = service.report_dict(report, roots, time.monotonic() - started)

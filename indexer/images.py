@@ -107,8 +107,10 @@ def load_photo(
 
 def _decode(fh, path, target: int, max_pixels: int) -> DecodedPhoto:
     with warnings.catch_warnings():
-        # Our own max_pixels check below replaces Pillow's warning threshold.
+        # Our own max_pixels check below replaces Pillow's warning threshold, and Pillow's
+        # complaints about a file ("Corrupt EXIF data") are not news for whoever runs us.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)
         try:
             img = Image.open(fh)
         except UnidentifiedImageError:

@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Callable
 
 SOCKET_NAME = "daemon.sock"
-MAX_LINE = 1 << 20  # bytes per request or reply line
+MAX_LINE = 1 << 20  # bytes per request line
+MAX_REPLY = 256 << 20  # bytes per reply line: a status lists every failed photo, and a
+# library can hold tens of thousands of broken files
 MAX_SUN_PATH = 100  # Linux allows 107 bytes; longer paths go through /proc/self/fd
 
 Handler = Callable[[dict], dict]  # request -> result; raises to answer with an error
@@ -109,8 +111,8 @@ def request(folder: str | os.PathLike, payload: dict, timeout: float = 60.0) -> 
 
 
 def _read_line(stream) -> bytes:
-    line = stream.readline(MAX_LINE + 1)
-    if len(line) > MAX_LINE:
+    line = stream.readline(MAX_REPLY + 1)
+    if len(line) > MAX_REPLY:
         raise RemoteError("reply too long")
     return line
 

@@ -10,11 +10,15 @@ paths and settles every difference:
   (its vector is reused), anything else is embedded;
 - gone: removed, after new files had their chance to claim them as moves;
 - unreadable: recorded as failed with the reason, never stopping the run. Photos inside a
-  folder that could not be listed are left alone rather than removed.
+  folder that could not be listed are left alone rather than removed;
+- deleted while we looked (between the walk, or the watcher's event, and the read): not a
+  failure, just gone.
 
 A root that does not exist (an unmounted drive), or exists but is empty while the library
 has photos under it (an empty mount point), is *missing*: its photos are kept with status
-missing and come back, without re-embedding, when the root does.
+missing and come back, without re-embedding, when the root does. A root that goes away
+during the scan is treated the same way, never as "every photo was deleted".
+Which files count as photos, and the walk itself, live in `indexer.folders`.
 
 Embedding goes in batches; each batch's rows and vectors are written in one
 `lib.transaction()`, and the FAISS index is saved every `save_every` batches and at the end,
@@ -26,70 +30,24 @@ handful of created/changed/deleted paths) and `move_path` (a rename it saw happe
 
 from __future__ import annotations
 
-import fnmatch
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator
 
-from storage import INDEXED, MISSING, Library, PhotoRecord
+from storage import INDEXED, MISSING, IndexSaveError, Library, PhotoRecord
 
 from indexer.embedder import Embedder
 from indexer.fingerprint import file_fingerprint
-from indexer.images import is_supported
+from indexer.folders import (
+    DiskFile, is_under, library_filter, looks_unmounted, os_error_reason, walk_photos,
+)
+from indexer.model_guard import MODEL_META_KEY, ModelMismatchError, check_model  # noqa: F401
 
+log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]  # (files settled so far, files seen in total)
-MODEL_META_KEY = "model_fingerprint"
-
-JUNK_NAMES = frozenset({
-    "@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "node_modules", "lost+found",
-    "System Volume Information", "__MACOSX",
-})  # NAS thumbnail/recycle folders, OS bookkeeping; names starting with "." are hidden too
-JUNK_GLOBS = (".Trash-*",)
-
-
-@dataclass(frozen=True)
-class PathFilter:
-    """Which names under a root are photos worth indexing.
-
-    Hidden names (leading dot: `.git`, `.thumbnails`, `._IMG_1.JPG`) and known junk folders
-    are always skipped; `exclude` adds glob patterns matched against the name and the
-    absolute path (`"*/Backups/*"`, `"*.tmp.jpg"`, `"Screenshots"`).
-    """
-
-    exclude: tuple[str, ...] = ()
-
-    def skips_name(self, name: str, path: str = "") -> bool:
-        """One folder entry: hidden, junk, or matching an exclude glob (by name or path)."""
-        if name.startswith(".") or name in JUNK_NAMES:
-            return True
-        patterns = JUNK_GLOBS + self.exclude
-        return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(path, p) for p in patterns)
-
-    def accepts_file(self, path: str, root: str | None = None) -> bool:
-        """A supported photo whose every name below `root` passes (just the name if no root)."""
-        return is_supported(path) and self.accepts_folder(path, root or os.path.dirname(path))
-
-    def accepts_folder(self, path: str, root: str) -> bool:
-        """No hidden, junk or excluded name on the way from `root` down to `path`."""
-        prefix = root
-        for part in os.path.relpath(path, root).split(os.sep):
-            if part in (os.curdir, os.pardir):
-                continue
-            prefix = os.path.join(prefix, part)
-            if self.skips_name(part, prefix):
-                return False
-        return True
-
-
-@dataclass(frozen=True)
-class DiskFile:
-    """A photo file as the walk found it (`mtime`: os.stat st_mtime, as the library stores)."""
-
-    path: str
-    size: int
-    mtime: float
 
 
 @dataclass
@@ -111,62 +69,6 @@ class ScanReport:
         self.failures.append((path, reason))
 
 
-def walk_photos(
-    root: str, path_filter: PathFilter, on_error: Callable[[str, str], None]
-) -> Iterator[DiskFile]:
-    """Every accepted photo under `root`, following symlinked folders but never in a loop.
-
-    Each real folder (device, inode) is listed once, so `a/loop -> ..` ends the recursion.
-    Folders that cannot be listed and files that cannot be stat'ed go to `on_error`.
-    """
-    real_root = os.path.realpath(root)
-    stack, seen = [root], set()
-    while stack:
-        folder = stack.pop()
-        try:
-            st = os.stat(folder)
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            on_error(folder, f"cannot read folder: {_reason(exc)}")
-            continue
-        subfolders = []
-        for entry in entries:
-            if path_filter.skips_name(entry.name, entry.path):
-                continue
-            try:
-                if entry.is_dir():
-                    # A symlink to the root or one of its ancestors would walk it all again.
-                    if not entry.is_symlink() or not is_under(real_root, os.path.realpath(entry)):
-                        subfolders.append(entry.path)
-                elif entry.is_file() and is_supported(entry.name):
-                    st = entry.stat()
-                    yield DiskFile(entry.path, st.st_size, st.st_mtime)
-            except OSError as exc:
-                on_error(entry.path, _reason(exc))
-        stack.extend(reversed(subfolders))  # depth-first, in name order
-
-
-class ModelMismatchError(Exception):
-    """The library's vectors come from another model; mixing them would make search garbage."""
-
-
-def check_model(lib: Library, fingerprint: str) -> None:
-    """Adopt `fingerprint` while the library holds no vectors; else refuse a different model."""
-    stored = lib.get_meta(MODEL_META_KEY)
-    if stored == fingerprint:
-        return
-    if stored is not None and lib.stats()["vectors"] > 0:
-        raise ModelMismatchError(
-            f"the library was indexed with model {stored!r} but the loaded model is "
-            f"{fingerprint!r}; reindex to switch models"
-        )
-    lib.set_meta(MODEL_META_KEY, fingerprint)
-
-
 class Scanner:
     """Brings the library in line with the disk, embedding only what is new or changed."""
 
@@ -183,7 +85,7 @@ class Scanner:
     ):
         self.lib = lib
         self.embedder = embedder
-        self.path_filter = PathFilter(tuple(exclude))
+        self.path_filter = library_filter(getattr(lib, "folder", None), exclude)
         self.batch_size = batch_size
         self.save_every = save_every  # batches between FAISS saves (vectors are in SQLite anyway)
         self.hash_workers = hash_workers
@@ -205,10 +107,10 @@ class Scanner:
         self._stop = stop
         if roots is None:
             roots = [root.path for root in self.lib.roots()]
-        report, plans = ScanReport(), []
+        report, plans, scanned = ScanReport(), [], []
         for root in (os.path.abspath(r) for r in roots):
             known = {record.path: record for record in self.lib.photos_under(root)}
-            if _looks_unmounted(root) and known:
+            if looks_unmounted(root) and known:
                 self.lib.mark_missing_under(root)
                 report.missing += len(known)
                 continue
@@ -221,12 +123,17 @@ class Scanner:
             errors: list[str] = []
             disk = list(walk_photos(root, self.path_filter, _collect(report, errors)))
             plans.append((disk, known, errors))
+            scanned.append(root)
         self._start_progress(sum(len(disk) for disk, _, _ in plans))
         try:
             vanished: dict[str, PhotoRecord] = {}
             for disk, known, errors in plans:
                 vanished.update(self._reconcile(disk, known, errors, report))
-            self._remove(vanished, report)  # after every root had its chance to claim moves
+            # A drive unplugged during the scan: its photos are kept as missing, not removed.
+            unplugged = [r for r in scanned if looks_unmounted(r) and self.lib.photos_under(r)]
+            for root in unplugged:
+                report.missing += self.lib.mark_missing_under(root)
+            self._remove(vanished, report, keep_under=unplugged)  # after all roots claimed moves
         finally:
             self._stop = None
             self.lib.save_index()
@@ -245,20 +152,25 @@ class Scanner:
         roots = [root.path for root in self.lib.roots()]
         for path in sorted({os.path.abspath(p) for p in paths}):
             if os.path.isdir(path):
-                for found in walk_photos(path, self.path_filter, _collect(report, errors)):
+                root = next((r for r in roots if is_under(path, r)), None)
+                for found in walk_photos(path, self.path_filter, _collect(report, errors), root):
                     disk[found.path] = found
             elif os.path.isfile(path) and self._accepts(path, roots):
                 try:
                     st = os.stat(path)
                     disk[path] = DiskFile(path, st.st_size, st.st_mtime)
+                except FileNotFoundError:
+                    pass  # deleted since its event: it is simply gone
                 except OSError as exc:
-                    _collect(report, errors)(path, _reason(exc))
+                    _collect(report, errors)(path, os_error_reason(exc))
             record = self.lib.get_by_path(path)
             known.update({record.path: record} if record else {})
             if not os.path.isfile(path):  # a folder, or a deleted path that may have been one
                 known.update((r.path, r) for r in self.lib.photos_under(path))
         self._start_progress(len(disk))
-        self._remove(self._reconcile(list(disk.values()), known, errors, report), report)
+        vanished = self._reconcile(list(disk.values()), known, errors, report)
+        unplugged = [root for root in roots if not os.path.isdir(root)]
+        self._remove(vanished, report, keep_under=unplugged)
         return report
 
     def move_path(self, src: str | os.PathLike, dest: str | os.PathLike) -> ScanReport:
@@ -308,16 +220,19 @@ class Scanner:
             # and decoding overlap with the model and the database writes of this one.
             to_embed = self._settle(todo, pool, vanished, waiting, report)
             for embedded, failed in self.embedder.embed_batches(to_embed):
-                self._store_batch(embedded, failed, waiting, report)
+                self._store_batch(embedded, failed, waiting, vanished, report)
         return vanished
 
-    def _remove(self, vanished: dict[str, PhotoRecord], report: ScanReport) -> None:
-        """Forget photos whose files are gone, unless stopped early or claimed as a move."""
+    def _remove(self, vanished: dict[str, PhotoRecord], report: ScanReport, keep_under=()) -> None:
+        """Forget photos whose files are gone, unless stopped early, claimed as a move, or
+        inside a root that is itself gone (`keep_under`: an unplugged drive)."""
         if self._stopping():
             report.interrupted = True
             return
         with self.lib.transaction():
             for record in vanished.values():
+                if any(is_under(record.path, root) for root in keep_under):
+                    continue
                 current = self.lib.get(record.id)
                 if current is not None and current.path == record.path:
                     self.lib.remove(record.id)
@@ -334,7 +249,9 @@ class Scanner:
             needs_model = []
             with self.lib.transaction():
                 for (found, record), (fingerprint, error) in zip(chunk, hashes):
-                    if error is not None:
+                    if error is not None and _gone(found.path):
+                        _forget_later(found, record, vanished)
+                    elif error is not None:
                         self._fail(found, record.fingerprint if record else "", error, report)
                     elif not self._without_model(found, record, fingerprint, vanished, report):
                         waiting[found.path] = (found, record, fingerprint)
@@ -367,8 +284,11 @@ class Scanner:
                 return True
         return False
 
-    def _store_batch(self, embedded, failed, waiting, report) -> None:
-        """One model batch: its rows and vectors (and its failures) in one transaction."""
+    def _store_batch(self, embedded, failed, waiting, vanished, report) -> None:
+        """One model batch: its rows and vectors (and its failures) in one transaction.
+
+        A file deleted since it was fingerprinted is not a failure: it joins `vanished`.
+        """
         with self.lib.transaction():
             vectors = {}
             for path, photo in embedded.items():
@@ -378,13 +298,19 @@ class Scanner:
                 vectors[pid] = photo.vector
                 _count_new(report, record)
             for path, reason in failed.items():
-                found, _, fingerprint = waiting.pop(path)
-                self._fail(found, fingerprint, reason, report)
+                found, record, fingerprint = waiting.pop(path)
+                if _gone(path):
+                    _forget_later(found, record, vanished)
+                else:
+                    self._fail(found, fingerprint, reason, report)
             self.lib.set_vectors(vectors)
         self._advance(len(embedded) + len(failed))
         self._batches += 1
         if self._batches % self.save_every == 0:
-            self.lib.save_index()
+            try:
+                self.lib.save_index()
+            except IndexSaveError as exc:  # e.g. disk full: the vectors are safe in SQLite
+                log.warning("%s", exc)
 
     def _accepts(self, path: str, roots: list[str]) -> bool:
         root = next((r for r in roots if is_under(path, r)), None)
@@ -436,7 +362,19 @@ def _try_fingerprint(path: str) -> tuple[str | None, str | None]:
     try:
         return file_fingerprint(path), None
     except OSError as exc:
-        return None, _reason(exc)
+        return None, os_error_reason(exc)
+
+
+def _gone(path: str) -> bool:
+    """Deleted (or moved away) after the walk saw it: not a failure, just not there."""
+    return not os.path.lexists(path)
+
+
+def _forget_later(found: DiskFile, record: PhotoRecord | None, vanished: dict) -> None:
+    """A known photo whose file went away mid-reconciliation is removed with the other
+    vanished ones (or claimed as a move); a new one is simply never added."""
+    if record is not None:
+        vanished[found.path] = record
 
 
 def _collect(report: ScanReport, errors: list[str]) -> Callable[[str, str], None]:
@@ -447,20 +385,3 @@ def _collect(report: ScanReport, errors: list[str]) -> Callable[[str, str], None
         report.fail(path, reason)
 
     return on_error
-
-
-def _looks_unmounted(root: str) -> bool:
-    """Gone, or an empty folder (the mount point of a drive that is not plugged in)."""
-    try:
-        with os.scandir(root) as it:
-            return next(it, None) is None
-    except OSError:
-        return True
-
-
-def is_under(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def _reason(exc: OSError) -> str:
-    return "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc))

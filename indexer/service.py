@@ -8,8 +8,8 @@ library's daemon over its socket and only do the work in-process when none runs.
 Torch, the model and the storage engine are imported inside the functions that use them:
 `photosearch query` answered by a running daemon never imports torch.
 
-`Searcher` answers query/similar/status over an open library. The daemon serves the very
-same class on its socket, so answers in-process and from the daemon are the same.
+Without a daemon, `indexer.searcher.Searcher` answers over the library opened here; the
+daemon serves the very same class on its socket, so both answers are the same.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from indexer import ipc
-from indexer.lock import LibraryLock, holder
+from indexer.lock import LibraryLock
 
 Log = Callable[[str], None]
 Progress = Callable[[int, int], None]  # (photos settled, photos seen)
@@ -120,9 +120,18 @@ def checkpoint_path(checkpoint: str | os.PathLike | None) -> Path:
 
 
 def load_model(checkpoint: str | os.PathLike | None):
-    path = checkpoint_path(checkpoint)
-    from miniclip.checkpoint import load_checkpoint  # torch: only here
+    """The checkpoint's model, with torch set to one intra-op thread for this process.
 
+    A query's text encoding is a few small matrix products that threads do not speed up,
+    and on a busy machine an OpenMP team waiting for a descheduled thread turns 8 ms into
+    hundreds (benchmarks/README.md). The embedder sets its own thread count while indexing.
+    """
+    path = checkpoint_path(checkpoint)
+    import torch  # only here, as the model
+
+    from miniclip.checkpoint import load_checkpoint
+
+    torch.set_num_threads(1)
     model = load_checkpoint(path)
     model.checkpoint_path = path
     return model
@@ -155,11 +164,29 @@ def ensure_same_model(lib, model_fp: str) -> None:
 
 
 @contextlib.contextmanager
-def opened_model_and_library(folder: Path, checkpoint):
-    model = load_model(checkpoint)
+def opened_model_and_library(folder: Path, checkpoint, *, read_only: bool = False, need_model: bool = True):
+    """(the model, or None without `need_model`; the open library), closed on exit.
+
+    The library opens in a second thread while the model loads: reading a large index file
+    (FAISS releases the GIL) overlaps torch's imports, which a cold query waits for.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from storage import Library
 
-    lib = Library.open(folder)
+    if not need_model:
+        model, lib = None, Library.open(folder, read_only=read_only)
+    else:
+        checkpoint_path(checkpoint)  # a missing checkpoint is refused before anything is created
+        with ThreadPoolExecutor(1, thread_name_prefix="open-library") as pool:
+            opening = pool.submit(Library.open, folder, read_only=read_only)
+            try:
+                model = load_model(checkpoint)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    opening.result().close()
+                raise
+            lib = opening.result()
     try:
         yield model, lib
     finally:
@@ -201,111 +228,17 @@ def _answer(request: dict, library_dir, checkpoint, log: Log, need_model: bool) 
     if answer is not None and (wanted is None or wanted == answer.get("model_fingerprint")):
         return answer
     require_library(folder)
-    from storage import Library
+    from indexer.searcher import Searcher
 
-    model = load_model(checkpoint) if need_model else None
-    with Library.open(folder, read_only=True) as lib:
+    with opened_model_and_library(folder, checkpoint, read_only=True, need_model=need_model) as (model, lib):
         return Searcher(lib, folder, model=model, checkpoint=checkpoint, log=log).answer(request)
 
 
-# -- answering over an open library -----------------------------------------------------------
-class Searcher:
-    """Answers query/similar/status requests (dicts, as on the socket) over an open library.
+def __getattr__(name: str):
+    """`service.Searcher`, where the daemon looks for it; imported on first use because
+    `indexer.searcher` builds on this module."""
+    if name == "Searcher":
+        from indexer.searcher import Searcher
 
-    `model` is needed for queries only. The daemon sets `daemon_pid`, and `scanning`: a
-    function giving {"done", "total"} of the scan under way (None when there is none).
-    """
-
-    def __init__(self, lib, folder: Path, model=None, checkpoint=None,
-                 daemon_pid: int | None = None, scanning=None, log: Log = quiet):
-        self.lib = lib
-        self.folder = Path(folder)
-        self.model = model
-        self.checkpoint = getattr(model, "checkpoint_path", None) or (
-            Path(checkpoint).expanduser() if checkpoint else DEFAULT_CHECKPOINT)
-        self.fingerprint = model.fingerprint if model is not None else checkpoint_fingerprint(self.checkpoint)
-        self.daemon_pid = daemon_pid
-        self.scanning = scanning or (lambda: None)
-        self.source = "daemon" if daemon_pid else "in-process"
-        notice = model_mismatch(lib, self.fingerprint)
-        if notice:
-            log(f"warning: {notice}")
-
-    def answer(self, request: dict) -> dict:
-        op = request.get("op")
-        if op == "ping":
-            return {"pid": os.getpid(), "library": str(self.folder), "model_fingerprint": self.fingerprint}
-        if op == "query":
-            return self.query(str(request.get("text") or ""), _k(request), request.get("under"))
-        if op == "similar":
-            return self.similar(str(request.get("path") or ""), _k(request), request.get("under"))
-        if op == "status":
-            return self.status()
-        raise ServiceError(f"unknown request {op!r}: expected ping, query, similar or status")
-
-    def query(self, text: str, k: int, under: str | None) -> dict:
-        from storage import DimensionError
-
-        if not text.strip():
-            raise ServiceError("the query text is empty")
-        self._require_photos()
-        vector = self.model.encode_search_texts([text])[0]  # (D,)
-        try:
-            hits = self.lib.search(vector, k, under=under)
-        except DimensionError:
-            raise ServiceError(model_mismatch(self.lib, self.fingerprint) or
-                               "the library's vectors do not fit this model: run `photosearch reindex`") from None
-        return {"query": text, "k": k, "under": under, **self._results(hits)}
-
-    def similar(self, path: str, k: int, under: str | None) -> dict:
-        self._require_photos()
-        record = self.lib.get_by_path(path)
-        if record is None or record.status != "indexed":
-            why = "is not in the library" if record is None else f"is {record.status}"
-            if record is not None and record.error:
-                why += f" ({record.error})"
-            raise ServiceError(f"{path} {why}: index its folder first "
-                               f"(`photosearch index {os.path.dirname(path) or '.'}`)")
-        hits = self.lib.similar(record.id, k, under=under)
-        return {"photo": path, "k": k, "under": under, **self._results(hits)}
-
-    def status(self) -> dict:
-        stats = self.lib.stats()
-        running = holder(self.folder)
-        pid = self.daemon_pid or (running[0] if running and running[1] == "watch" else None)
-        return {
-            "library": {"path": str(self.folder), "bytes": _folder_bytes(self.folder)},
-            "photos": {"total": stats["photos"], **stats["by_status"]},
-            "failed": [{"path": r.path, "error": r.error} for r in self.lib.photos_by_status("failed")],
-            "roots": [{"path": r.path, "present": r.present} for r in self.lib.roots()],
-            "model": {"checkpoint": str(self.checkpoint), "fingerprint": self.fingerprint,
-                      "library_fingerprint": self.lib.get_meta(MODEL_META_KEY),
-                      "mismatch": model_mismatch(self.lib, self.fingerprint) is not None},
-            "index": {"vectors": stats["vectors"], "dim": stats["dim"], "type": stats["index_type"]},
-            "daemon": {"running": pid is not None, "pid": pid, "scanning": self.scanning()},
-            "writer": None if running is None else {"pid": running[0], "command": running[1]},
-        }
-
-    def _require_photos(self) -> None:
-        if not self.lib.stats()["by_status"]["indexed"]:
-            raise ServiceError(empty_library_message(self.folder))
-
-    def _results(self, hits) -> dict:
-        rows = [{"rank": i, "path": hit.photo.path, "score": hit.score} for i, hit in enumerate(hits, 1)]
-        return {"source": self.source, "model_fingerprint": self.fingerprint, "results": rows}
-
-
-def _k(request: dict) -> int:
-    k = request.get("k", 10)
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise ServiceError(f"k must be a whole number from 1 to {MAX_K}")
-    return k
-
-
-def _folder_bytes(folder: Path) -> int:
-    total = 0
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total
+        return Searcher
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,11 +30,15 @@ from typing import Callable, Iterable
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from indexer.scanner import PathFilter, ScanReport, Scanner, is_under, walk_photos
+from storage import StorageError
+
+from indexer.folders import PathFilter, is_under, walk_photos
+from indexer.scanner import ScanReport, Scanner
 
 log = logging.getLogger(__name__)
 
 CHANGED, FOLDER, DELETED, MOVED = "changed", "folder", "deleted", "moved"
+RETRY_S = 5.0  # a batch that could not be applied (disk full, database busy) is retried after this
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class Watcher:
         self._worker: threading.Thread | None = None
         self._last_save = time.monotonic()
         self._dirty = False
+        self._busy = False  # a change has been taken off the queue and is not applied yet
         self._poll_s = min(0.2, max(0.05, settle_s / 2))  # queue wait per worker step
 
     def start(self, scan_first: bool = False) -> None:
@@ -134,6 +139,7 @@ class Watcher:
         if self._worker is not None:
             raise RuntimeError("watcher already started")
         self._stop.clear()
+        self._busy = scan_first  # not idle until the first scan is done
         observer = Observer()
         try:
             for root in self.roots:
@@ -164,6 +170,10 @@ class Watcher:
                 self._worker.join()
                 self._worker = None
 
+    def idle(self) -> bool:
+        """Nothing queued, settling or being applied: the library reflects every event so far."""
+        return not self._busy and self.changes.empty() and not self._pending
+
     def __enter__(self) -> Watcher:
         self.start()
         return self
@@ -176,11 +186,12 @@ class Watcher:
         try:
             if scan_first:
                 self._guarded(lambda: self._report(self.scanner.scan(self.roots, self._stop)))
+                self._busy = False
             while not self._stop.is_set():
                 self._guarded(lambda: self.process_once(timeout=self._poll_s))
         finally:
             if self._dirty:
-                self._guarded(self.scanner.lib.save_index)
+                self._guarded(self._save)
 
     @staticmethod
     def _guarded(step: Callable[[], None]) -> None:
@@ -192,23 +203,51 @@ class Watcher:
 
     def process_once(self, timeout: float = 0.0) -> None:
         """Drain queued changes, then apply whatever has settled (the worker's one step)."""
-        self._drain(timeout)
+        try:
+            self._drain(timeout)
+            self._busy = self._busy or bool(self._pending)
+            self._apply_settled()
+        finally:
+            self._busy = False
+
+    def _apply_settled(self) -> None:
         ready, deletes = self._settled(time.monotonic())
         for start in range(0, len(ready), self.batch_size):
             if self._stop.is_set():
                 return  # what is left is picked up by the next full scan
-            self._sync(ready[start : start + self.batch_size])
+            self._sync_or_retry(ready[start : start + self.batch_size])
         if deletes:
-            self._sync(deletes)
+            self._sync_or_retry(deletes)
         if self._dirty and time.monotonic() - self._last_save >= self.save_interval_s:
+            self._last_save = time.monotonic()  # a failed save waits for the next interval too
+            self._save()
+
+    def _sync_or_retry(self, paths: list[str]) -> None:
+        """Apply settled paths; if that fails as a whole, keep them pending for a retry."""
+        try:
+            self._sync(paths)
+        except Exception:  # noqa: BLE001 - never drop a change: the library would drift
+            log.exception("photo watcher: %d change(s) could not be applied; retrying in %g s",
+                          len(paths), RETRY_S)
+            for path in paths:
+                self._watch(path, delay=RETRY_S)
+
+    def _save(self) -> None:
+        """Save the FAISS index; a failure (disk full) is logged once per try, not raised:
+        the vectors are safe in SQLite and the previous index file is left intact."""
+        try:
             self.scanner.lib.save_index()
-            self._last_save, self._dirty = time.monotonic(), False
+        except StorageError as exc:
+            log.error("photo watcher: %s", exc)
+        else:
+            self._dirty = False
 
     def _drain(self, timeout: float) -> None:
         try:
             change = self.changes.get(timeout=timeout) if timeout > 0 else self.changes.get_nowait()
         except queue.Empty:
             return
+        self._busy = True
         while True:
             self._take(change)
             try:
@@ -219,15 +258,20 @@ class Watcher:
     def _take(self, change: Change) -> None:
         if change.kind == MOVED:
             self._pending.pop(change.path, None)  # it is not there anymore
-            self._report(self.scanner.move_path(change.path, change.dest))
+            try:
+                self._report(self.scanner.move_path(change.path, change.dest))
+            except Exception:  # noqa: BLE001 - settle both ends from the disk instead
+                log.exception("photo watcher: could not apply the move of %s", change.path)
+                self._watch(change.path)
             self._watch(change.dest)  # unknown sources (x.jpg.part) and edits still need a look
         else:
             self._watch(change.path)
 
-    def _watch(self, path: str) -> None:
+    def _watch(self, path: str, delay: float | None = None) -> None:
         now = time.monotonic()
         since = self._pending[path].since if path in self._pending else now
-        self._pending[path] = _Pending(now + self.settle_s, _snapshot(path), since)
+        wait = self.settle_s if delay is None else delay
+        self._pending[path] = _Pending(now + wait, _snapshot(path), since)
 
     def _settled(self, now: float) -> tuple[list[str], list[str]]:
         """Paths whose state held still for settle_s: (present ones, deleted ones)."""
@@ -242,7 +286,8 @@ class Watcher:
                 unsettled = unsettled or snapshot is not None
             elif snapshot == ("folder",):
                 del self._pending[path]
-                for found in walk_photos(path, self.scanner.path_filter, _log_walk_error):
+                root = next((r for r in self.roots if is_under(path, r)), None)
+                for found in walk_photos(path, self.scanner.path_filter, _log_walk_error, root):
                     if self.handler.wants(found.path, is_directory=False):
                         self._watch(found.path)
                 unsettled = True

@@ -11,6 +11,9 @@ import torch
 from torch.nn import functional as F
 
 
+CLASS_PROMPT = "a photo of a {}."  # chosen on Flickr8k dev and the demo photos (README)
+
+
 def imagenet_class_names() -> list[str]:
     from timm.data import ImageNetInfo
 

@@ -17,6 +17,8 @@ class ModelConfig:
     embed_dim: int = 256  # shared embedding space
     head_hidden: int = 1024  # hidden width of both projection heads
     dropout: float = 0.2  # projection-head dropout
+    input_dropout: float = 0.5  # dropout on the frozen towers' outputs: the heads overfit 6k photos fast
+    feature_noise: float = 0.2  # std of Gaussian noise on backbone features while training
     image_size: int = 224  # square input side of the backbone
     finetune_backbone: bool = False  # frozen backbone => features are cached on disk
     use_class_probs: bool = True  # feed the backbone's ImageNet class probabilities to the image head
@@ -33,7 +35,7 @@ class ModelConfig:
     minilm_finetune_layers: int = 0  # 0 = frozen (sentence embeddings are cached)
     # open-vocabulary ConSE fusion (only with an ImageNet classifier backbone)
     concept_weight: float = 0.0  # weight of the ConSE score beside MiniCLIP's; 0 turns it off
-    concept_top_t: int = 10  # class names averaged into a photo's concept vector
+    concept_top_t: int = 100  # class names averaged into a photo's concept vector
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,6 +82,8 @@ PRESETS: dict[str, ModelConfig] = {
         tf_layers=1,
         tf_heads=2,
         image_size=64,
+        input_dropout=0.1,
+        feature_noise=0.0,
     ),
 }
 

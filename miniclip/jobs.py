@@ -10,7 +10,7 @@ from tqdm import tqdm
 from miniclip.config import PRESETS, TrainConfig, with_overrides
 from miniclip.errors import DataError
 
-DEFAULT_CONCEPT_WEIGHT = 0.3  # chosen on Flickr8k dev and the demo photos (README, "Open vocabulary")
+DEFAULT_CONCEPT_WEIGHT = 0.25  # chosen on Flickr8k dev and the demo photos (README, "Open vocabulary")
 
 
 def train_from_options(opts: dict):

@@ -39,7 +39,7 @@ class MiniCLIP(nn.Module):
             for p in module.parameters() if module is not None else ():
                 p.requires_grad = config.finetune_backbone and module is self.image_trunk
         in_dim = backbone.feature_dim + (1000 if config.use_class_probs else 0)
-        self.image_head = ProjectionHead(in_dim, config.head_hidden, config.embed_dim, config.dropout)
+        self.image_head = ProjectionHead(in_dim, config.head_hidden, config.embed_dim, config.dropout, config.input_dropout)
         self.text_encoder = build_text_encoder(config)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self._aux: dict[str, MiniLMEncoder] = {}  # not a submodule: never saved in checkpoints
@@ -48,6 +48,19 @@ class MiniCLIP(nn.Module):
             self.register_buffer("clip_cov", torch.eye(config.embed_dim))
             self.register_buffer("concept_cov", torch.eye(MiniLMEncoder.sentence_dim))
         self.fingerprint = "untrained"
+        self.train()  # puts the frozen parts in eval mode from the start
+
+    def train(self, mode: bool = True) -> "MiniCLIP":
+        """Frozen pretrained parts stay in eval mode: BatchNorm keeps its running statistics and
+        MiniLM's dropout stays off, so cached features equal what inference computes."""
+        super().train(mode)
+        if not self.config.finetune_backbone:
+            self.image_trunk.eval()
+        if self.image_classifier is not None:
+            self.image_classifier.eval()
+        if isinstance(self.text_encoder, MiniLMEncoder) and not self.config.minilm_finetune_layers:
+            self.text_encoder.bert.eval()
+        return self
 
     # -- preprocessing -------------------------------------------------------------------------
     @property
@@ -60,7 +73,7 @@ class MiniCLIP(nn.Module):
 
     @property
     def preprocessing_key(self) -> str:
-        return f"{self.config.backbone}:{self.backbone_weights}:{describe(self.config.image_size, self.mean, self.std)}"
+        return f"{self.config.backbone}:{self.backbone_weights}:eval-mode:{describe(self.config.image_size, self.mean, self.std)}"
 
     # -- towers --------------------------------------------------------------------------------
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
@@ -74,10 +87,13 @@ class MiniCLIP(nn.Module):
         """Images (B, 3, H, W) or cached backbone features (B, C) -> embeddings (B, E)."""
         x = images_or_features
         features = x if x.dim() == 2 else self.image_features(x)  # (B, C)
+        parts = [features]
+        if self.training and self.config.feature_noise:
+            parts = [features + self.config.feature_noise * torch.randn_like(features)]
         if self.config.use_class_probs:
             with torch.no_grad():
-                probs = self.image_classifier(features).softmax(-1)  # (B, 1000)
-            features = torch.cat([features, probs], dim=-1)
+                parts.append(self.image_classifier(features).softmax(-1))  # (B, 1000)
+        features = torch.cat(parts, dim=-1)  # (B, C [+ 1000])
         emb = self.image_head(features)
         return F.normalize(emb, dim=-1) if normalize else emb
 
@@ -118,7 +134,7 @@ class MiniCLIP(nn.Module):
     def build_concept_table(self) -> None:
         """Embed the 1,000 ImageNet class names once; they are stored in the checkpoint."""
         with torch.no_grad():
-            names = concepts.imagenet_class_names()
+            names = [concepts.CLASS_PROMPT.format(n) for n in concepts.imagenet_class_names()]
             self.concept_table.copy_(self.sentence_encoder().sentence_embeddings(names))
 
     def concept_vectors(self, features: torch.Tensor) -> torch.Tensor:

@@ -82,7 +82,7 @@ class _TextInputs:
         self.device = device
         if model.config.text_encoder == "minilm" and model.config.minilm_finetune_layers == 0:
             encoder = model.text_encoder
-            self.kind, self.values = "sentences", cache.sentence_embeddings(captions, encoder.sentence_embeddings, "all-MiniLM-L6-v2")
+            self.kind, self.values = "sentences", cache.sentence_embeddings(captions, encoder.sentence_embeddings, "all-MiniLM-L6-v2:eval")
         elif model.config.text_encoder == "minilm":
             self.kind, self.values = "raw", captions
         else:

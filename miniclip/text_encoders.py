@@ -28,8 +28,9 @@ MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9d
 class ProjectionHead(nn.Module):
     """MLP with BatchNorm and dropout, plus a linear skip so the head starts near a projection."""
 
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float):
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float, input_dropout: float = 0.0):
         super().__init__()
+        self.input_dropout = nn.Dropout(input_dropout)
         self.mlp = nn.Sequential(
             nn.Linear(in_dim, hidden),
             nn.BatchNorm1d(hidden),
@@ -40,6 +41,7 @@ class ProjectionHead(nn.Module):
         self.skip = nn.Linear(in_dim, out_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_dropout(x)
         return self.mlp(x) + self.skip(x)  # (B, out_dim)
 
 
@@ -154,7 +156,7 @@ class MiniLMEncoder(nn.Module):
                 for p in layer.parameters():
                     p.requires_grad = True
         self.max_len = 64
-        self.head = ProjectionHead(self.sentence_dim, cfg.head_hidden, cfg.embed_dim, cfg.dropout)
+        self.head = ProjectionHead(self.sentence_dim, cfg.head_hidden, cfg.embed_dim, cfg.dropout, cfg.input_dropout)
 
     def sentence_embeddings(self, texts: list[str]) -> torch.Tensor:
         """The frozen part: normalised mean-pooled MiniLM embeddings (B, 384)."""

@@ -128,4 +128,7 @@ def storage_errors() -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        raise StorageError(f"library database error: {exc}") from exc
+        # SQLite's own words ("database or disk is full"), not SQLAlchemy's full statement
+        # and parameters, which can run to pages of vector bytes.
+        reason = getattr(exc, "orig", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise StorageError(f"library database error: {reason}") from exc

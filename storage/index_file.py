@@ -4,8 +4,9 @@ Files in the library folder:
 
 * ``vectors.faiss`` — the index, written by ``faiss.write_index``.
 * ``vectors.faiss.json`` — sidecar: the SQLite vector *generation* the index reflects, its
-  kind and tombstones, and the size and mtime of the ``vectors.faiss`` it describes (so a
-  library copied without preserving mtimes is simply rebuilt once).
+  kind and tombstones, and the size, mtime and CRC-32 of the ``vectors.faiss`` it describes
+  (so a library copied without preserving mtimes is simply rebuilt once, and a file damaged
+  on disk is never read: FAISS would load flipped bytes in the vectors without a word).
 * ``vectors.faiss.lock`` — an advisory lock so two processes never write the ``*.tmp``
   files at the same time.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +34,8 @@ from .vector_index import FLAT, HNSW, IndexConfig, VectorIndex
 INDEX_NAME = "vectors.faiss"
 SIDECAR_NAME = "vectors.faiss.json"
 LOCK_NAME = "vectors.faiss.lock"
-SIDECAR_FORMAT = 1
+SIDECAR_FORMAT = 2  # 2: with the index file's CRC-32
+CHUNK = 16 << 20  # bytes read at a time for the checksum
 
 try:
     import fcntl
@@ -59,7 +62,6 @@ def save(folder: Path, vindex: VectorIndex) -> None:
         try:
             faiss.write_index(vindex.faiss_index, str(index_tmp))
             _fsync(index_tmp)
-            stat = index_tmp.stat()
             sidecar = {
                 "format": SIDECAR_FORMAT,
                 "generation": vindex.generation,
@@ -67,8 +69,7 @@ def save(folder: Path, vindex: VectorIndex) -> None:
                 "dim": vindex.dim,
                 "count": vindex.count,
                 "tombstones": vindex.tombstones,
-                "index_size": stat.st_size,
-                "index_mtime_ns": stat.st_mtime_ns,
+                **file_facts(index_tmp),
             }
             with open(sidecar_tmp, "w", encoding="utf-8") as f:
                 json.dump(sidecar, f)
@@ -107,25 +108,45 @@ def load(folder: Path, config: IndexConfig) -> VectorIndex:
         raise IndexFileProblem("missing")
     try:
         sidecar = json.loads((folder / SIDECAR_NAME).read_text(encoding="utf-8"))
+        found = sidecar.get("format") if isinstance(sidecar, dict) else type(sidecar).__name__
+        if found != SIDECAR_FORMAT:
+            raise ValueError(f"format {found!r}, expected {SIDECAR_FORMAT}")
         generation = int(sidecar["generation"])
         kind = sidecar["kind"]
         tombstones = [int(t) for t in sidecar["tombstones"]]
         count = int(sidecar["count"])
         expected = (int(sidecar["index_size"]), int(sidecar["index_mtime_ns"]))
+        crc = int(sidecar["index_crc32"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise IndexFileProblem(f"sidecar unreadable ({exc})") from exc
+        raise IndexFileProblem(f"sidecar unreadable ({exc!r})") from exc
     stat = index_path.stat()
     if (stat.st_size, stat.st_mtime_ns) != expected or kind not in (FLAT, HNSW):
         raise IndexFileProblem("index file does not match its sidecar (interrupted save?)")
     try:
+        if _crc32(index_path) != crc:
+            raise IndexFileProblem("corrupt (checksum mismatch: the file changed on disk)")
         index = faiss.read_index(str(index_path))
-    except RuntimeError as exc:
+    except (OSError, RuntimeError) as exc:
         raise IndexFileProblem(f"corrupt ({exc})") from exc
     inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else None
     wanted = faiss.IndexHNSWFlat if kind == HNSW else faiss.IndexFlatIP
     if not isinstance(inner, wanted) or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
         raise IndexFileProblem(f"corrupt (not an IDMap2 over {wanted.__name__})")
     return VectorIndex(index, kind, config, generation, tombstones, count)
+
+
+def file_facts(path: Path) -> dict[str, int]:
+    """What the sidecar records about an index file to recognise it: size, mtime, CRC-32."""
+    stat = path.stat()
+    return {"index_size": stat.st_size, "index_mtime_ns": stat.st_mtime_ns, "index_crc32": _crc32(path)}
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 @contextmanager

@@ -323,6 +323,12 @@ class Library:
             raise ReadOnlyError("this library was opened read-only")
         self._vectors.save()
 
+    def check_index(self) -> str | None:
+        """Why the FAISS index does not mirror the vectors in SQLite, or None when it does
+        (every id once, each with its stored vector). Reads every vector: for tests and audits."""
+        self._check_open()
+        return self._vectors.mismatch()
+
     def stats(self) -> dict[str, Any]:
         """Counts by status, vectors, dimension, index type, file sizes, and index health."""
         with self._read() as session:

@@ -11,6 +11,8 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from .path_text import PathText
+
 
 class Base(DeclarativeBase):
     pass
@@ -30,7 +32,7 @@ class PhotoRow(Base):
     __table_args__ = (Index("ix_photos_status_path", "status", "path"),)  # added in schema v2
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    path: Mapped[str] = mapped_column(String, unique=True)
+    path: Mapped[str] = mapped_column(PathText, unique=True)  # any file name, even non-UTF-8
     size: Mapped[int]
     mtime: Mapped[float]
     fingerprint: Mapped[str] = mapped_column(String, index=True)
@@ -39,7 +41,7 @@ class PhotoRow(Base):
     indexed_at: Mapped[datetime | None]
     model_fingerprint: Mapped[str | None] = mapped_column(String)
     status: Mapped[str] = mapped_column(String)
-    error: Mapped[str | None] = mapped_column(String)
+    error: Mapped[str | None] = mapped_column(PathText)  # reasons may quote file names
     taken_at: Mapped[datetime | None]  # added in schema v2
 
 
@@ -60,6 +62,6 @@ class RootRow(Base):
     __tablename__ = "roots"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    path: Mapped[str] = mapped_column(String, unique=True)
+    path: Mapped[str] = mapped_column(PathText, unique=True)
     present: Mapped[bool] = mapped_column(Boolean)
     added_at: Mapped[datetime]

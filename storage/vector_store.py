@@ -122,6 +122,25 @@ class VectorStore:
         self.generation = generation
         self.dirty = True
 
+    def mismatch(self) -> str | None:
+        """Why the in-memory index does not mirror SQLite's vectors (None when it does):
+        same generation, the same ids, and each id's newest FAISS entry equal to its row."""
+        with self.lock:
+            with self._read() as session:
+                generation = int(meta.get(session, meta.GENERATION, 0))
+                ids, vectors = vector_rows.load_all(session)
+            if generation != self.generation:
+                return f"stale (index at generation {self.generation}, database at {generation})"
+            if self.index is None:
+                return f"no index but {ids.size} vectors in the database" if ids.size else None
+            live = self.index.live_ids()
+            if not np.array_equal(live, ids):
+                return f"out of sync ({live.size} vectors in the index, {ids.size} in the database)"
+            for pid, vector in zip(ids.tolist(), vectors if vectors is not None else ()):
+                if not np.array_equal(self.index.faiss_index.reconstruct(pid), vector):
+                    return f"photo {pid}'s vector differs between the index and the database"
+            return None
+
     # -- queries -------------------------------------------------------------------------
     def search(
         self, query: np.ndarray, k: int, allow: np.ndarray | None, deny: np.ndarray | None

@@ -84,8 +84,8 @@ def test_similar_leaves_the_photo_out_and_refuses_unknown_ones(library):
     answer = cli_json("--library", library["lib"], "similar", photo, "-k", "3")
     assert set(answer) == {"photo", "k", "under", "source", "model_fingerprint", "results"}
     assert len(answer["results"]) == 3 and str(photo) not in [h["path"] for h in answer["results"]]
-    assert_one_line_error(ps(library, "similar", library["root"] / "nope.png"), says="not in the library")
-    assert_one_line_error(ps(library, "similar", library["root"] / "broken.jpg"), says="failed")
+    assert_one_line_error(ps(library, "similar", "--checkpoint", library["ckpt"], library["root"] / "nope.png"), says="not in the library")
+    assert_one_line_error(ps(library, "similar", "--checkpoint", library["ckpt"], library["root"] / "broken.jpg"), says="failed")
 
 
 def test_status_counts_failures_model_and_daemon(library):

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from indexer.embedder import Embedder
-from indexer.scanner import ModelMismatchError, PathFilter, Scanner, walk_photos
+from indexer.folders import PathFilter, walk_photos
+from indexer.scanner import ModelMismatchError, Scanner
 from storage import FAILED, INDEXED, MISSING, Library
 from tests.indexer.stand_ins import ColourModel, make_photo
 
@@ -131,44 +132,9 @@ def test_bad_files_fail_with_a_reason_and_do_not_stop_the_run(tmp_path, lib, sca
     assert lib.get_by_path(str(tmp_path / "empty.jpg")).status == INDEXED
 
 
-def _chmod_is_enforced(tmp_path):
-    probe = tmp_path / "probe"
-    probe.write_text("x")
-    probe.chmod(0)
-    try:
-        probe.read_text()
-    except PermissionError:
-        return True
-    finally:
-        probe.chmod(0o644)
-    return False  # running as root: permissions are not enforced
-
-
-def test_permission_denied_file_and_folder(tmp_path, lib, scanner):
-    if not _chmod_is_enforced(tmp_path):
-        pytest.skip("running as root: chmod does not deny reads")
-    make_photo(tmp_path / "ok.jpg")
-    locked = make_photo(tmp_path / "locked.jpg", (5, 5, 5))
-    locked_dir = tmp_path / "private"
-    make_photo(locked_dir / "inner.jpg", (9, 9, 9))
-    scanner.scan([tmp_path])
-    make_photo(locked, (6, 6, 6), size=(20, 20))  # changed, so it must be read again
-    locked.chmod(0)
-    locked_dir.chmod(0)
-    try:
-        report = scanner.scan([tmp_path])
-    finally:
-        locked.chmod(0o644)
-        locked_dir.chmod(0o755)
-    reasons = dict(report.failures)
-    assert reasons[str(locked)] == "permission denied"
-    assert "permission denied" in reasons[str(locked_dir)]
-    assert report.removed == 0  # inner.jpg is hidden behind the error, not deleted
-    assert lib.get_by_path(str(locked_dir / "inner.jpg")).status == INDEXED
-
-
 def test_unreadable_file_is_recorded_even_as_root(tmp_path, lib, scanner, monkeypatch):
-    """Same path as above without chmod: the fingerprint read fails with EACCES."""
+    """The fingerprint read fails with EACCES (simulated: real file modes are in
+    tests/reliability/test_permissions.py, which also runs as root)."""
     import indexer.scanner as scanner_module
 
     make_photo(tmp_path / "ok.jpg")

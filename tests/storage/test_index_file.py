@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from storage import IndexSaveError, Library
-from storage.index_file import INDEX_NAME, SIDECAR_NAME
+from storage.index_file import INDEX_NAME, SIDECAR_NAME, file_facts
 
 from .conftest import brute_force, fill, unit_vectors
 
@@ -62,8 +62,7 @@ def test_corrupt_index_is_rebuilt(saved):
     garbage = np.random.default_rng(0).bytes((folder / INDEX_NAME).stat().st_size)
     (folder / INDEX_NAME).write_bytes(garbage)
     sidecar = json.loads((folder / SIDECAR_NAME).read_text())
-    stat = (folder / INDEX_NAME).stat()  # make the sidecar vouch for the garbage
-    sidecar.update(index_size=stat.st_size, index_mtime_ns=stat.st_mtime_ns)
+    sidecar.update(file_facts(folder / INDEX_NAME))  # make the sidecar vouch for the garbage
     (folder / SIDECAR_NAME).write_text(json.dumps(sidecar))
     with Library.open(folder) as lib:
         assert lib.stats()["index_repair"].startswith("corrupt")
@@ -102,8 +101,7 @@ def test_index_out_of_sync_with_database_is_rebuilt(saved):
     index.remove_ids(np.array([ids[5]], dtype=np.int64))  # FAISS lost a vector the DB has
     faiss.write_index(index, str(folder / INDEX_NAME))
     sidecar = json.loads((folder / SIDECAR_NAME).read_text())
-    stat = (folder / INDEX_NAME).stat()
-    sidecar.update(index_size=stat.st_size, index_mtime_ns=stat.st_mtime_ns)
+    sidecar.update(file_facts(folder / INDEX_NAME))
     (folder / SIDECAR_NAME).write_text(json.dumps(sidecar))
     with Library.open(folder) as lib:
         assert lib.stats()["index_repair"].startswith("out of sync")

@@ -1,0 +1,162 @@
+"""Query latency at library scale, warm (a running daemon) and cold, and the daemon's memory.
+
+For each size N (synthetic library of N random unit vectors, `benchmarks.libraries`):
+- in-process `Library.search` (k=10): the storage part alone, with the index type storage
+  picked (flat, or HNSW above 200k) and its recall@10 against exact search;
+- warm, socket: `indexer.ipc.request` to a real `photosearch watch` daemon (text encoding,
+  search, the socket round-trip);
+- warm, CLI: the whole `photosearch query` client process while that daemon runs;
+- cold: `photosearch query` as a fresh process with no daemon (imports, model and index
+  loading, encoding, search); the operating system's file cache is warm;
+- the daemon's peak resident memory (VmHWM) after its start-up and the queries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.daemon_process import DaemonProcess
+from benchmarks.libraries import exact_top_k, synthetic_library
+from benchmarks.models import run_photosearch
+from benchmarks.report import Report, fmt_ms, percentiles_ms
+
+TEXTS = ["white chair", "dog on a beach", "a red car parked in the street", "children playing football",
+         "sunset over the sea", "a plate of food on a table", "mountains with snow", "a cat asleep on a sofa",
+         "people dancing at a wedding", "a city street at night"]
+WARM_TARGETS_MS = {100_000: 20.0, 1_000_000: 50.0}  # warm p50
+COLD_TARGET_S = 2.5
+MEMORY_TARGET_BYTES = 1.5e9  # at 100k
+MEMORY_SIZE = 100_000
+
+
+def run(report: Report, checkpoint: Path, work: Path, quick: bool, sizes: list[int], log=print) -> None:
+    from benchmarks.models import search_dim
+
+    dim = search_dim(checkpoint)
+    root = work / "empty-root"  # what the daemon watches: nothing, so it only answers
+    root.mkdir(parents=True, exist_ok=True)
+    reps = {"socket": 5, "cli": 2, "cold": 1, "recall": 10} if quick else {"socket": 60, "cli": 15, "cold": 5, "recall": 100}
+    memory_size = sizes[0] if quick else MEMORY_SIZE
+    for n in sizes:
+        log(f"queries: library of {n:,} photos")
+        folder, fill_s = synthetic_library(work, n, dim, log)
+        if fill_s is not None:
+            report.add("query", f"{_size(n)}: fill library (SQLite + FAISS, one-off)", f"{fill_s:.0f} s",
+                       note="benchmark set-up, reused by later runs", number=fill_s)
+        kind = _storage_part(report, folder, n, dim, checkpoint, reps["recall"])
+        with DaemonProcess(folder, root, checkpoint, work / f"daemon-{n}.log") as daemon:
+            socket_s = _socket_queries(folder, reps["socket"])
+            cli_s = [run_photosearch(["--library", folder, "query", text, "-k", "10"])[0]
+                     for text in _cycle(reps["cli"])]
+            memory = daemon.memory()
+            ready_s = daemon.ready_s
+        target = WARM_TARGETS_MS.get(n)
+        p50, p95 = percentiles_ms(socket_s)
+        report.add("query", f"{_size(n)} ({kind}): warm, socket round-trip", fmt_ms(p50, p95),
+                   f"p50 <= {target:g} ms" if target else "", (p50 <= target) if target else None,
+                   note=f"{len(socket_s)} queries to a running `photosearch watch` (started in {ready_s:.1f} s)",
+                   number=p50)
+        p50, p95 = percentiles_ms(cli_s)
+        report.add("query", f"{_size(n)} ({kind}): warm, `photosearch query` process", fmt_ms(p50, p95),
+                   note=f"{len(cli_s)} client processes answered by the daemon", number=p50)
+        cold_s = [run_photosearch(["--library", folder, "query", text, "-k", "10", "--checkpoint", checkpoint])[0]
+                  for text in _cycle(reps["cold"])]
+        p50, p95 = percentiles_ms(cold_s)
+        report.add("query", f"{_size(n)} ({kind}): cold, `photosearch query` without daemon", fmt_ms(p50, p95),
+                   f"<= {COLD_TARGET_S:g} s", p50 / 1e3 <= COLD_TARGET_S,
+                   note=f"{len(cold_s)} fresh processes (file cache warm)", number=p50)
+        if n == memory_size:
+            peak = memory.get("VmHWM", 0)
+            report.add("memory", f"daemon peak RSS (VmHWM), {_size(n)} photos", f"{peak / 2**20:.0f} MiB",
+                       "<= 1.5 GB" if n == MEMORY_SIZE else "", (peak <= MEMORY_TARGET_BYTES) if n == MEMORY_SIZE else None,
+                       note=f"`photosearch watch` pid, after start-up and {len(socket_s)} queries; "
+                            f"RSS now {memory.get('VmRSS', 0) / 2**20:.0f} MiB", number=peak)
+    if not quick:
+        _cold_breakdown(report, folder, checkpoint, sizes[-1])
+
+
+def _storage_part(report: Report, folder: Path, n: int, dim: int, checkpoint: Path, queries: int) -> str:
+    """Set the model's fingerprint on the library; time Library.search and its recall@10."""
+    from indexer.service import MODEL_META_KEY, checkpoint_fingerprint
+    from storage import Library, recall_at_k
+
+    rng = np.random.default_rng(12345)
+    q = rng.standard_normal((queries, dim), dtype=np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    opened = time.perf_counter()
+    with Library.open(folder) as lib:
+        open_s = time.perf_counter() - opened
+        fingerprint = checkpoint_fingerprint(checkpoint)
+        if lib.get_meta(MODEL_META_KEY) != fingerprint:
+            lib.set_meta(MODEL_META_KEY, fingerprint)
+        kind = lib.stats()["index_type"]
+        lib.search(q[0], 10)
+        seconds, found = [], []
+        for vector in q:
+            started = time.perf_counter()
+            hits = lib.search(vector, 10)
+            seconds.append(time.perf_counter() - started)
+            found.append([hit.photo.id for hit in hits])
+    exact = exact_top_k(n, dim, np.load(folder / "benchmark-ids.npy"), q, 10)
+    recall = recall_at_k(np.asarray(found), exact)
+    p50, p95 = percentiles_ms(seconds)
+    report.add("query", f"{_size(n)} ({kind}): Library.search alone, in-process", fmt_ms(p50, p95),
+               note=f"{queries} random unit queries, dim {dim}; library opened in {open_s:.1f} s", number=p50)
+    report.add("query", f"{_size(n)} ({kind}): recall@10 vs exact search", f"{recall:.3f}",
+               note=f"{queries} queries; flat is exact by construction" if kind == "flat" else f"{queries} queries",
+               number=recall)
+    return kind
+
+
+def _socket_queries(folder: Path, count: int) -> list[float]:
+    from indexer import ipc
+
+    for text in TEXTS[:2]:  # warm-up: first calls allocate
+        ipc.request(folder, {"op": "query", "text": text, "k": 10})
+    seconds = []
+    for text in _cycle(count):
+        started = time.perf_counter()
+        answer = ipc.request(folder, {"op": "query", "text": text, "k": 10})
+        seconds.append(time.perf_counter() - started)
+        if len(answer["results"]) != 10:
+            raise RuntimeError(f"the daemon answered {len(answer['results'])} results, not 10")
+    return seconds
+
+
+def _cold_breakdown(report: Report, folder: Path, checkpoint: Path, n: int) -> None:
+    """Where a cold query's time goes: one fresh process timing each step."""
+    code = f"""
+import json, time
+t = {{}}; s = time.perf_counter()
+import torch; t['import torch'] = time.perf_counter() - s; s = time.perf_counter()
+from indexer import service; model = service.load_model({str(checkpoint)!r}); t['load model'] = time.perf_counter() - s; s = time.perf_counter()
+from storage import Library; lib = Library.open({str(folder)!r}, read_only=True); t['open library'] = time.perf_counter() - s; s = time.perf_counter()
+v = model.encode_search_texts(['white chair'])[0]; t['encode text'] = time.perf_counter() - s; s = time.perf_counter()
+lib.search(v, 10); t['search'] = time.perf_counter() - s
+print(json.dumps(t))
+"""
+    import subprocess
+    import sys
+
+    from benchmarks.models import process_env
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=process_env(), timeout=600)
+    if out.returncode != 0:
+        report.skip("query", "cold query breakdown", out.stderr.strip().splitlines()[-1][:120])
+        return
+    steps = json.loads(out.stdout.strip().splitlines()[-1])
+    text = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in steps.items())
+    report.add("query", f"{_size(n)}: cold query breakdown (one process)", f"{sum(steps.values()):.2f} s", note=text)
+
+
+def _cycle(count: int) -> list[str]:
+    return [TEXTS[i % len(TEXTS)] for i in range(count)]
+
+
+def _size(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else (
+        f"{n // 1000}k" if n % 1000 == 0 else str(n))

@@ -1,0 +1,152 @@
+"""Which files under a folder tree are photos worth indexing, and walking the tree for them.
+
+- `PathFilter` says no to hidden names (leading dot), known junk folders (NAS thumbnail and
+  recycle folders, OS bookkeeping) and the user's exclude globs; `library_filter` adds the
+  library's own folder, which may sit inside a watched root.
+- `walk_photos` lists every accepted photo under a root, following symlinked folders but
+  never in a loop, and reports what it cannot read instead of stopping.
+- `looks_unmounted` tells an unplugged drive (gone, or an empty mount point) from a folder.
+
+Nothing here touches the library; the scanner and the watcher share it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from indexer.images import is_supported
+
+JUNK_NAMES = frozenset({
+    "@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "node_modules", "lost+found",
+    "System Volume Information", "__MACOSX",
+})  # NAS thumbnail/recycle folders, OS bookkeeping; names starting with "." are hidden too
+JUNK_GLOBS = (".Trash-*",)
+
+
+@dataclass(frozen=True)
+class PathFilter:
+    """Which names under a root are photos worth indexing.
+
+    Hidden names (leading dot: `.git`, `.thumbnails`, `._IMG_1.JPG`) and known junk folders
+    are always skipped; `exclude` adds glob patterns matched against the name and the
+    absolute path (`"*/Backups/*"`, `"*.tmp.jpg"`, `"Screenshots"`).
+    """
+
+    exclude: tuple[str, ...] = ()
+
+    def skips_name(self, name: str, path: str = "") -> bool:
+        """One folder entry: hidden, junk, or matching an exclude glob (by name or path)."""
+        if name.startswith(".") or name in JUNK_NAMES:
+            return True
+        patterns = JUNK_GLOBS + self.exclude
+        return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(path, p) for p in patterns)
+
+    def accepts_file(self, path: str, root: str | None = None) -> bool:
+        """A supported photo whose every name below `root` passes (just the name if no root)."""
+        return is_supported(path) and self.accepts_folder(path, root or os.path.dirname(path))
+
+    def accepts_folder(self, path: str, root: str) -> bool:
+        """No hidden, junk or excluded name on the way from `root` down to `path`."""
+        prefix = root
+        for part in os.path.relpath(path, root).split(os.sep):
+            if part in (os.curdir, os.pardir):
+                continue
+            prefix = os.path.join(prefix, part)
+            if self.skips_name(part, prefix):
+                return False
+        return True
+
+
+def library_filter(library_folder, exclude=()) -> PathFilter:
+    """The filter for one library: `exclude`, plus the library's own folder, which may sit
+    inside a watched root (its thumbnails are not photos to index)."""
+    own = (glob.escape(os.path.abspath(library_folder)),) if library_folder else ()
+    return PathFilter(tuple(exclude) + own)
+
+
+@dataclass(frozen=True)
+class DiskFile:
+    """A photo file as the walk found it (`mtime`: os.stat st_mtime, as the library stores)."""
+
+    path: str
+    size: int
+    mtime: float
+
+
+def walk_photos(
+    root: str, path_filter: PathFilter, on_error: Callable[[str, str], None],
+    inside: str | None = None,
+) -> Iterator[DiskFile]:
+    """Every accepted photo under `root`, following symlinked folders but never in a loop.
+
+    `inside` is the watched root this walk is part of (default: `root` itself). A symlinked
+    folder that points into it, or at one of its ancestors, is an alias of folders that are
+    indexed under their own names, so it is not followed (else one photo would get two
+    paths); one that points elsewhere (another drive) is. Each real folder (device, inode)
+    is listed once. Folders that cannot be listed and files that cannot be stat'ed go to
+    `on_error`; a file that vanishes between the listing and its stat is simply not there.
+    """
+    real_inside = os.path.realpath(inside or root)
+    if inside is not None and root != inside and os.path.islink(root) and _alias(root, real_inside):
+        return
+    stack, seen = [root], set()
+    while stack:
+        folder = stack.pop()
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            on_error(folder, f"cannot read folder: {os_error_reason(exc)}")
+            continue
+        subfolders = []
+        for entry in entries:
+            if path_filter.skips_name(entry.name, entry.path):
+                continue
+            try:
+                if entry.is_dir():
+                    if not entry.is_symlink() or not _alias(entry.path, real_inside):
+                        subfolders.append(entry.path)
+                elif entry.is_file() and is_supported(entry.name):
+                    st = entry.stat()
+                    yield DiskFile(entry.path, st.st_size, st.st_mtime)
+            except FileNotFoundError:
+                continue  # deleted while we looked: the next event or scan settles it
+            except OSError as exc:
+                on_error(entry.path, os_error_reason(exc))
+        stack.extend(reversed(subfolders))  # depth-first, in name order
+
+
+def _alias(link: str, real_inside: str) -> bool:
+    """A symlinked folder leading into the walked tree, or to an ancestor of it (a loop)."""
+    target = os.path.realpath(link)
+    return is_under(target, real_inside) or is_under(real_inside, target)
+
+
+def looks_unmounted(root: str) -> bool:
+    """Gone, or an empty folder (the mount point of a drive that is not plugged in)."""
+    try:
+        with os.scandir(root) as it:
+            return next(it, None) is None
+    except OSError:
+        return True
+
+
+def is_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def os_error_reason(exc: OSError) -> str:
+    """A short reason for a failed read, as stored with a failed photo."""
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    return exc.strerror or str(exc)

@@ -1,0 +1,42 @@
+"""What `photosearch query` imports when the daemon answers: the warm query path stays light."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from indexer import ipc
+
+HEAVY = ("torch", "transformers", "torchvision", "timm", "sqlalchemy", "faiss")
+
+
+def _imported(code: str) -> list[str]:
+    probe = code + f"\nimport sys; print('heavy:', [m for m in {HEAVY!r} if m in sys.modules])"
+    env = {k: v for k, v in os.environ.items() if k != "PHOTOSEARCH_LIBRARY"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env,
+                         cwd=Path(__file__).resolve().parent.parent.parent)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+def test_storage_package_and_library_dir_import_nothing_heavy():
+    lines = _imported("import storage; from storage import default_library_dir; default_library_dir()")
+    assert lines == ["heavy: []"]
+
+
+def test_storage_names_still_load_on_use():
+    lines = _imported("from storage import Library, PhotoRecord, INDEXED; print(Library.__name__, INDEXED)")
+    assert lines[0] == "Library indexed" and "sqlalchemy" in lines[1] and "faiss" in lines[1]
+
+
+def test_query_answered_by_the_daemon_imports_neither_torch_nor_storage_engines(tmp_path):
+    canned = {"query": "x", "k": 1, "under": None, "source": "daemon", "model_fingerprint": "f",
+              "results": [{"rank": 1, "path": "/p/a.jpg", "score": 0.5}]}
+    code = ("from cli.main import cli\n"
+            f"try: cli(['--library', {str(tmp_path)!r}, 'query', 'white chair'])\n"
+            "except SystemExit: pass")
+    with ipc.SocketServer(tmp_path, lambda request: canned, log=lambda m: None):
+        lines = _imported(code)
+    assert lines == ["1. /p/a.jpg (score: 0.500)", "heavy: []"]

@@ -1,0 +1,143 @@
+"""What the reliability suite tries, and which tests try it.
+
+Each `Check` is one kind of bad input or one injected fault, with the tests that exercise
+it: those in tests/reliability and the older ones elsewhere (tests/indexer, tests/storage,
+tests/daemon, tests/miniclip, tests/web), which are counted here rather than repeated.
+A test is named by its node id; `name[param]` picks one parametrized case, `name[prefix*`
+the cases whose id starts so, and a bare name takes them all. test_catalogue.py checks that
+every named test exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BAD_INPUT, FAULT, MODEL_INPUT, WEB = "bad input", "fault", "model input", "web"
+KINDS = {
+    BAD_INPUT: "kinds of bad input tried (files and folders)",
+    FAULT: "faults injected",
+    MODEL_INPUT: "bad training and model input",
+    WEB: "hostile web requests",
+}
+
+R = "tests/reliability/"
+BAD_FILE = R + "test_bad_files.py::test_a_bad_file_is_recorded_and_nothing_else_changes"
+DAEMON_BAD_FILES = R + "test_daemon_input.py::test_the_daemon_keeps_going_through_every_bad_file"
+IMAGES = "tests/indexer/test_images.py::"
+SCANNER = "tests/indexer/test_scanner.py::"
+WATCHER = "tests/indexer/test_watcher.py::"
+RACES = R + "test_watcher_races.py::"
+CRASHES = R + "test_crashes.py::"
+STORAGE = "tests/storage/"
+DAEMON = "tests/daemon/"
+MODEL = R + "test_model_input.py::"
+SAFETY = "tests/web/test_safety.py::"
+
+
+@dataclass(frozen=True)
+class Check:
+    kind: str
+    what: str
+    tests: tuple[str, ...]
+
+    def covers(self, nodeid: str) -> bool:
+        return any(nodeid == t or (nodeid.startswith(t + "[") and "[" not in t)
+                   or (t.endswith("*") and nodeid.startswith(t[:-1])) for t in self.tests)
+
+
+def _bad_file(what: str, *others: str) -> Check:
+    return Check(BAD_INPUT, what, (f"{BAD_FILE}[{what}]", DAEMON_BAD_FILES, *others))
+
+
+CHECKS = [
+    _bad_file("zero-byte file", IMAGES + "test_zero_byte_file"),
+    _bad_file("truncated JPEG", IMAGES + "test_truncated_jpeg"),
+    _bad_file("text file named .jpg", IMAGES + "test_text_file_named_jpg"),
+    _bad_file("decompression bomb", IMAGES + "test_decompression_bomb_is_refused_from_the_header"),
+    _bad_file("PNG signature then garbage", IMAGES + "test_random_bytes_behind_a_real_header"),
+    _bad_file("CMYK JPEG", IMAGES + "test_every_mode_becomes_rgb[cmyk.jpg-<lambda>-expected7]"),
+    _bad_file("16-bit PNG", IMAGES + "test_every_mode_becomes_rgb[grey16.png-<lambda>-expected9]"),
+    _bad_file("palette PNG with transparency", IMAGES + "test_palette_with_transparency_is_composited_on_white"),
+    _bad_file("animated GIF", IMAGES + "test_animated_gif_gives_first_frame"),
+    _bad_file("EXIF-rotated JPEG", R + "test_daemon_input.py::test_an_exif_rotated_photo_embeds_like_the_upright_one",
+              IMAGES + "test_exif_orientation_6_comes_out_upright_with_swapped_dims"),
+    _bad_file("JPEG with a garbage EXIF block"),
+    Check(BAD_INPUT, "non-UTF-8 and 255-byte names",
+          (R + "test_bad_files.py::test_names_that_are_not_utf8_or_255_bytes_long",)),
+    Check(BAD_INPUT, "file and folder without read permission",
+          (R + "test_permissions.py::test_a_file_and_a_folder_without_read_permission",
+           SCANNER + "test_unreadable_file_is_recorded_even_as_root")),
+    Check(BAD_INPUT, "the library folder inside a watched root",
+          (R + "test_bad_files.py::test_a_library_folder_inside_a_watched_root_is_not_indexed",)),
+    Check(BAD_INPUT, "tens of thousands of failed files (a long status reply)",
+          (R + "test_daemon_input.py::test_a_status_listing_thousands_of_failed_photos_still_arrives",)),
+    Check(BAD_INPUT, "symlink loop, symlinked folder inside the root",
+          (SCANNER + "test_symlink_loop_is_walked_once", DAEMON_BAD_FILES,
+           RACES + "test_symlinked_folders_never_give_a_photo_two_paths")),
+    Check(BAD_INPUT, "file deleted between event and processing",
+          (RACES + "test_a_file_deleted_while_it_is_processed_is_gone_not_failed",
+           WATCHER + "test_events_for_files_already_gone_are_harmless")),
+    Check(BAD_INPUT, "photo still being written",
+          (RACES + "test_a_photo_written_slowly_is_embedded_once_complete",
+           WATCHER + "test_file_being_written_is_embedded_once_complete")),
+    Check(BAD_INPUT, "1,000 files dropped at once", (RACES + "test_a_thousand_files_dropped_at_once",)),
+    Check(BAD_INPUT, "burst of creates and deletes of one name",
+          (RACES + "test_a_burst_of_creates_and_deletes_of_one_name",)),
+    Check(FAULT, "SIGKILL during a scan",
+          (SCANNER + "test_sigkill_mid_scan_loses_at_most_one_batch",
+           SCANNER + "test_crash_mid_scan_resumes_without_duplicates",
+           DAEMON + "test_watch_e2e.py::test_sigterm_then_sigkill_mid_scan_then_restart_leaves_no_duplicates_or_gaps")),
+    Check(FAULT, "SIGKILL during a FAISS save",
+          (CRASHES + "test_sigkill_during_faiss_saves_never_loses_or_doubles_a_vector",)),
+    Check(FAULT, "FAISS file deleted, corrupted or stale",
+          (CRASHES + "test_a_damaged_faiss_file_is_rebuilt",
+           STORAGE + "test_index_file.py::test_missing_index_is_rebuilt_and_saved",
+           STORAGE + "test_index_file.py::test_corrupt_index_is_rebuilt",
+           STORAGE + "test_index_file.py::test_truncated_index_is_rebuilt",
+           STORAGE + "test_index_file.py::test_stale_index_is_rebuilt",
+           STORAGE + "test_index_file.py::test_index_out_of_sync_with_database_is_rebuilt")),
+    Check(FAULT, "SQLite read by another process while indexing",
+          (STORAGE + "test_concurrency.py::test_reader_process_sees_consistent_snapshots_while_writing",
+           STORAGE + "test_concurrency.py::test_writer_thread_and_query_thread_share_a_library")),
+    Check(FAULT, "watched root removed or unmounted",
+          (CRASHES + "test_a_root_that_vanishes_during_a_scan_is_kept_as_missing",
+           SCANNER + "test_missing_root_is_kept_and_restored_without_re_embedding",
+           SCANNER + "test_empty_mount_point_counts_as_missing",
+           WATCHER + "test_unplugged_root_is_marked_missing_not_removed",
+           DAEMON + "test_watch_e2e.py::test_daemon_follows_every_change")),
+    Check(FAULT, "disk full while saving",
+          (CRASHES + "test_disk_full_while_the_watcher_saves",
+           CRASHES + "test_disk_full_during_a_scan_keeps_the_scan_and_reports_the_save",
+           CRASHES + "test_a_full_disk_while_writing_rows_is_one_clear_error",
+           STORAGE + "test_index_file.py::test_save_under_enospc_keeps_previous_index")),
+    Check(FAULT, "a batch that cannot be written (database busy)",
+          (CRASHES + "test_a_batch_that_cannot_be_written_is_retried_not_dropped",)),
+    Check(FAULT, "a second daemon on the same library",
+          (DAEMON + "test_lock_and_socket.py::test_lock_is_exclusive_and_names_its_holder",
+           DAEMON + "test_lock_and_socket.py::test_lock_of_a_killed_process_is_free",
+           DAEMON + "test_watch_e2e.py::test_one_daemon_per_library_same_answers_and_clean_sigterm",
+           "tests/cli/test_library_cli.py::test_writers_refuse_while_another_holds_the_library")),
+    Check(MODEL_INPUT, "captions.json: not JSON, wrong shape, empty, missing images, blank",
+          (MODEL + "test_broken_captions_are_one_clear_error_for_evaluate",
+           "tests/miniclip/test_train_cli.py::test_bad_captions_file_gives_one_line_error")),
+    Check(MODEL_INPUT, "checkpoint corrupt or truncated",
+          (*(f"{MODEL}test_a_broken_checkpoint_is_one_clear_error[{kind}-*"
+             for kind in ("empty file", "truncated checkpoint", "random bytes", "another program's safetensors")),
+           "tests/miniclip/test_checkpoint.py::test_corrupt_file_is_refused",
+           "tests/miniclip/test_checkpoint.py::test_cli_reports_a_bad_checkpoint_in_one_line")),
+    Check(MODEL_INPUT, "checkpoint of another architecture",
+          (MODEL + "test_a_broken_checkpoint_is_one_clear_error[another architecture-*",
+           "tests/miniclip/test_checkpoint.py::test_other_architecture_is_refused")),
+    Check(MODEL_INPUT, "checkpoint carrying a pickled object (not executed)",
+          (MODEL + "test_a_broken_checkpoint_is_one_clear_error[pickled object-*",
+           "tests/miniclip/test_checkpoint.py::test_pickled_object_is_refused_without_running_it")),
+    Check(WEB, "path traversal (.., absolute, URL-encoded)",
+          (SAFETY + "test_paths_from_the_request_are_refused",
+           SAFETY + "test_absolute_paths_of_library_photos_are_refused")),
+    Check(WEB, "symlink out of the library", (SAFETY + "test_a_symlink_out_of_the_library_is_not_served",)),
+    Check(WEB, "binds 127.0.0.1 unless told otherwise", (SAFETY + "test_serve_binds_loopback_by_default",)),
+    Check(WEB, "query strings of any length or content",
+          (SAFETY + "test_bad_query_strings_are_400", SAFETY + "test_odd_but_valid_queries_are_answered",
+           SAFETY + "test_bad_similar_requests_are_refused", SAFETY + "test_raw_garbage_requests_never_crash_it")),
+    Check(WEB, "foreign Host header", (SAFETY + "test_foreign_host_headers_are_refused",)),
+]
