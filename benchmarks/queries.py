@@ -132,11 +132,17 @@ def _cold_breakdown(report: Report, folder: Path, checkpoint: Path, n: int) -> N
     code = f"""
 import json, time
 t = {{}}; s = time.perf_counter()
-import torch; t['import torch'] = time.perf_counter() - s; s = time.perf_counter()
-from indexer import service; model = service.load_model({str(checkpoint)!r}); t['load model'] = time.perf_counter() - s; s = time.perf_counter()
-from storage import Library; lib = Library.open({str(folder)!r}, read_only=True); t['open library'] = time.perf_counter() - s; s = time.perf_counter()
-v = model.encode_search_texts(['white chair'])[0]; t['encode text'] = time.perf_counter() - s; s = time.perf_counter()
-lib.search(v, 10); t['search'] = time.perf_counter() - s
+def step(name):
+    global s
+    t[name] = time.perf_counter() - s; s = time.perf_counter()
+import torch; step('import torch')
+import torchvision.transforms; step('import torchvision (miniclip.transforms)')
+import timm; step('import timm')
+import transformers, transformers.models.bert; step('import transformers')
+from indexer import service; model = service.load_model({str(checkpoint)!r}); step('build + load model')
+from storage import Library; lib = Library.open({str(folder)!r}, read_only=True); step('open library')
+v = model.encode_search_texts(['white chair'])[0]; step('encode text')
+lib.search(v, 10); step('search')
 print(json.dumps(t))
 """
     import subprocess

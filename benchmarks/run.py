@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--feature-cache", type=Path, default=None,
                         help="feature cache for training (default: photosearch's, as `photosearch train` uses)")
     parser.add_argument("--train-batch-sizes", default="32,256", help="batch sizes to time an epoch at")
+    parser.add_argument("--train-threads", default=None,
+                        help="torch thread counts to time epochs at (default: torch's default, and 1)")
     parser.add_argument("--json", type=Path, default=None, help="also write the table as JSON to this file")
     return parser.parse_args(argv)
 
@@ -100,7 +102,8 @@ def _run_section(section: str, report, checkpoint: Path, work: Path, args) -> No
         from benchmarks import training
 
         batch_sizes = [8] if args.quick else [int(b) for b in args.train_batch_sizes.split(",")]
-        training.run(report, work, args.quick, args.flickr8k, args.feature_cache, batch_sizes, log)
+        threads = [int(t) for t in args.train_threads.split(",")] if args.train_threads else None
+        training.run(report, work, args.quick, args.flickr8k, args.feature_cache, batch_sizes, threads, log)
 
 
 if __name__ == "__main__":

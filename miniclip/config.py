@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 BACKBONES = ("efficientnet_lite0", "resnet18")
 TEXT_ENCODERS = ("minilm", "lstm", "transformer", "bow")
@@ -93,4 +93,4 @@ def with_overrides(config, **overrides):
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
-__all__ = ["BACKBONES", "TEXT_ENCODERS", "ModelConfig", "TrainConfig", "PRESETS", "with_overrides", "field"]
+__all__ = ["BACKBONES", "TEXT_ENCODERS", "ModelConfig", "TrainConfig", "PRESETS", "with_overrides"]

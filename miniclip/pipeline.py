@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -109,12 +109,14 @@ def run_training(job: TrainJob, on_epoch: Callable[[EpochReport], None] | None =
     if job.model.text_encoder != "minilm":
         tokenizer = WordTokenizer.build(train.captions, max_words=job.model.vocab_size, max_len=job.model.max_len)
     model = MiniCLIP(job.model, tokenizer, job.backbone_weights).to(device)
-    if job.model.finetune_backbone:
-        raise DataError("--finetune-backbone needs images on the fly, which this build does not train; drop the flag")
     cache = FeatureCache(model, job.cache_dir)
     stage = (lambda name: (lambda done, total: on_stage(name, done, total))) if on_stage else (lambda name: None)
-    train_feats = cache.image_features(train.paths, views=cfg.views, seed=cfg.seed, progress=stage("train features")).to(device)
-    val_feats = cache.image_features(val.paths, views=1, seed=cfg.seed, progress=stage("val features"))[:, 0].to(device)
+    if job.model.finetune_backbone:
+        train_images = _ImageLoader(model, train.paths, augment=True)
+        val_images = _ImageLoader(model, val.paths, augment=False)
+    else:
+        train_feats = cache.image_features(train.paths, views=cfg.views, seed=cfg.seed, progress=stage("train features")).to(device)
+        val_feats = cache.image_features(val.paths, views=1, seed=cfg.seed, progress=stage("val features"))[:, 0].to(device)
     train_text = _TextInputs(model, train.captions, cache, device)
     val_text = _TextInputs(model, val.captions, cache, device)
     loss = ClipLoss()
@@ -122,13 +124,25 @@ def run_training(job: TrainJob, on_epoch: Callable[[EpochReport], None] | None =
     def batches(epoch: int):
         rng = np.random.default_rng([cfg.seed, max(epoch, 0)])
         for rows in epoch_batches(train.caption_image, cfg.batch_size, rng):
-            images = torch.as_tensor(train.caption_image[rows], device=device)
-            views = torch.as_tensor(rng.integers(0, cfg.views, len(rows)), device=device)
-            yield train_feats[images, views], train_text.take(rows)
+            if epoch < 0:  # counting steps only
+                yield None
+            elif job.model.finetune_backbone:
+                yield train_images.load(train.caption_image[rows]).to(device), train_text.take(rows)
+            else:
+                images = torch.as_tensor(train.caption_image[rows], device=device)
+                views = torch.as_tensor(rng.integers(0, cfg.views, len(rows)), device=device)
+                yield train_feats[images, views], train_text.take(rows)
+
+    def current_val_features(m: MiniCLIP) -> torch.Tensor:
+        if not job.model.finetune_backbone:
+            return val_feats
+        rows = np.arange(len(val.files))
+        return torch.cat([m.image_features(val_images.load(rows[i:i + 64]).to(device)) for i in range(0, len(rows), 64)])
 
     def validate(m: MiniCLIP):
         with torch.inference_mode():
-            img = torch.cat([m.encode_image(val_feats[i:i + 512]) for i in range(0, len(val_feats), 512)])
+            feats = current_val_features(m)
+            img = torch.cat([m.encode_image(feats[i:i + 512]) for i in range(0, len(feats), 512)])
             rows = np.arange(len(val.captions))
             txt = torch.cat([m.encode_text(val_text.take(rows[i:i + 512])) for i in range(0, len(rows), 512)])
         metrics = retrieval_metrics((txt @ img.T).cpu().numpy(), val.caption_image)
@@ -137,7 +151,8 @@ def run_training(job: TrainJob, on_epoch: Callable[[EpochReport], None] | None =
     result = fit(model, batches, lambda m, b: loss(*m(*b)), validate, cfg, on_epoch)
     if model.uses_concepts:
         model.build_concept_table()
-        model.calibrate(val_feats)
+        with torch.inference_mode():
+            model.calibrate(current_val_features(model))
     name = job.name or model.config.text_encoder
     info = {
         "name": name, "captions_json": str(job.captions_json), "train_images": len(train.files),
@@ -168,5 +183,21 @@ def run_training(job: TrainJob, on_epoch: Callable[[EpochReport], None] | None =
     return TrainOutcome(checkpoint, metrics, metrics_path, result.best_epoch, len(result.history), seconds, skipped)
 
 
-def with_model_overrides(config: ModelConfig, **overrides) -> ModelConfig:
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+class _ImageLoader:
+    """Photos decoded on the fly (for --finetune-backbone): augmented for training, else the eval view."""
+
+    def __init__(self, model: MiniCLIP, paths: list[Path], augment: bool):
+        self.paths = paths
+        self.transform = model.augment_transform if augment else model.image_transform
+
+    def _one(self, index: int) -> torch.Tensor:
+        from PIL import Image
+
+        with Image.open(self.paths[int(index)]) as im:
+            return self.transform(im.convert("RGB"))
+
+    def load(self, indices) -> torch.Tensor:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return torch.stack(list(pool.map(self._one, indices)))  # (B, 3, H, W)

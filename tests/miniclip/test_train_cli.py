@@ -78,3 +78,21 @@ def test_missing_and_unreadable_images_are_skipped_and_counted(shapes_dataset, t
                  "--cache-dir", tmp_path / "cache")
     assert result.exit_code == 0, result.output
     assert "1 missing image" in result.output and "1 unreadable image" in result.output
+
+
+def test_finetune_backbone_trains_end_to_end_and_saves_the_backbone(shapes_dataset, tmp_path):
+    from miniclip.checkpoint import load_checkpoint
+
+    result = run(
+        "train", "--captions-json", shapes_dataset["train"], "--image-root", shapes_dataset["images"],
+        "--val-captions-json", shapes_dataset["val"], "--model-type", "bow", "--preset", "tiny",
+        "--finetune-backbone", "--epochs", "2", "--batch-size", "12", "--name", "ft",
+        "--checkpoint-dir", tmp_path / "c", "--results-dir", tmp_path / "r", "--cache-dir", tmp_path / "cache",
+    )
+    assert result.exit_code == 0, result.output
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "c" / "ft.safetensors"), framework="pt") as f:
+        assert any(k.startswith("image_trunk.") for k in f.keys())
+    model = load_checkpoint(tmp_path / "c" / "ft.safetensors")
+    assert model.config.finetune_backbone and not model.image_trunk.training
