@@ -51,10 +51,13 @@ def run(report: Report, work: Path, quick: bool, data: Path | None, cache_dir: P
         label, sample = "Flickr8k train", 128
     import torch
 
+    from benchmarks.machine import cpu_count
+
     heads_s, rows = None, 0
-    default_threads = torch.get_num_threads()
+    default_threads = torch.get_num_threads()  # restored at the end
+    torch_default = cpu_count()  # torch's own default (one per core), whatever ran before in this process
     for batch_size in batch_sizes:
-        for threads in thread_counts or sorted({default_threads, 1}, reverse=True):
+        for threads in thread_counts or ([1] if quick else sorted({torch_default, 1}, reverse=True)):
             log(f"training: two epochs at batch size {batch_size}, {threads} torch thread(s), on cached features")
             torch.set_num_threads(threads)
             try:

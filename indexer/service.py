@@ -165,28 +165,11 @@ def ensure_same_model(lib, model_fp: str) -> None:
 
 @contextlib.contextmanager
 def opened_model_and_library(folder: Path, checkpoint, *, read_only: bool = False, need_model: bool = True):
-    """(the model, or None without `need_model`; the open library), closed on exit.
-
-    The library opens in a second thread while the model loads: reading a large index file
-    (FAISS releases the GIL) overlaps torch's imports, which a cold query waits for.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
+    """(the model, or None without `need_model`; the open library), closed on exit."""
+    model = load_model(checkpoint) if need_model else None
     from storage import Library
 
-    if not need_model:
-        model, lib = None, Library.open(folder, read_only=read_only)
-    else:
-        checkpoint_path(checkpoint)  # a missing checkpoint is refused before anything is created
-        with ThreadPoolExecutor(1, thread_name_prefix="open-library") as pool:
-            opening = pool.submit(Library.open, folder, read_only=read_only)
-            try:
-                model = load_model(checkpoint)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    opening.result().close()
-                raise
-            lib = opening.result()
+    lib = Library.open(folder, read_only=read_only)
     try:
         yield model, lib
     finally:
