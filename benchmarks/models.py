@@ -8,7 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-TRAINING_CONCEPT_WEIGHT = 0.3  # = miniclip.jobs.DEFAULT_CONCEPT_WEIGHT: what `photosearch train` ships
+from miniclip.jobs import (
+    DEFAULT_CONCEPT_WEIGHT as TRAINING_CONCEPT_WEIGHT,  # what `photosearch train` ships
+)
 
 
 def benchmark_checkpoint(work: Path, quick: bool, given: str | None = None) -> tuple[Path, str]:

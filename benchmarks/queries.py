@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmarks.daemon_process import DaemonProcess
 from benchmarks.libraries import exact_top_k, synthetic_library
+from benchmarks.photo_vectors import VectorSource, real_photo_vectors, text_queries
 from benchmarks.models import run_photosearch
 from benchmarks.report import Report, fmt_ms, percentiles_ms
 
@@ -34,20 +35,21 @@ MEMORY_TARGET_BYTES = 1.5e9  # at 100k
 MEMORY_SIZE = 100_000
 
 
-def run(report: Report, checkpoint: Path, work: Path, quick: bool, sizes: list[int], log=print) -> None:
-    from benchmarks.models import search_dim
-
-    dim = search_dim(checkpoint)
+def run(report: Report, checkpoint: Path, work: Path, quick: bool, sizes: list[int],
+        flickr8k: Path | None = None, feature_cache: Path | None = None, log=print) -> None:
+    source = real_photo_vectors(checkpoint, work, quick, flickr8k, feature_cache, log)
+    report.notes.append(f"library vectors: around {source.origin} (mean cosine {source.mean_cosine_to_base():.2f} "
+                "to their base); queries: captions of the bundled photos (benchmarks/photo_vectors.py)")
     root = work / "empty-root"  # what the daemon watches: nothing, so it only answers
     root.mkdir(parents=True, exist_ok=True)
     reps = {"socket": 5, "cli": 2, "cold": 1, "recall": 10} if quick else {"socket": 60, "cli": 15, "cold": 5, "recall": 100}
     for n in sizes:
         log(f"queries: library of {n:,} photos")
-        folder, fill_s = synthetic_library(work, n, dim, log)
+        folder, fill_s = synthetic_library(work, n, source, log)
         if fill_s is not None:
             report.add("query", f"{_size(n)}: fill library (SQLite + FAISS, one-off)", f"{fill_s:.0f} s",
                        note="benchmark set-up, reused by later runs", number=fill_s)
-        kind = _storage_part(report, folder, n, dim, checkpoint, reps["recall"])
+        kind = _storage_part(report, folder, n, source, checkpoint, reps["recall"])
         with DaemonProcess(folder, root, checkpoint, work / f"daemon-{n}.log") as daemon:
             socket_s = _socket_queries(folder, reps["socket"])
             cli_s = [run_photosearch(["--library", folder, "query", text, "-k", "10"])[0]
@@ -78,14 +80,15 @@ def run(report: Report, checkpoint: Path, work: Path, quick: bool, sizes: list[i
         _cold_breakdown(report, folder, checkpoint, sizes[-1])
 
 
-def _storage_part(report: Report, folder: Path, n: int, dim: int, checkpoint: Path, queries: int) -> str:
+def _storage_part(report: Report, folder: Path, n: int, source: VectorSource, checkpoint: Path, queries: int) -> str:
     """Set the model's fingerprint on the library; time Library.search and its recall@10."""
     from indexer.service import MODEL_META_KEY, checkpoint_fingerprint
     from storage import IndexConfig, Library, recall_at_k
 
-    rng = np.random.default_rng(12345)
-    q = rng.standard_normal((queries, dim), dtype=np.float32)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    _, q = text_queries(checkpoint, queries)
+    opened = time.perf_counter()
+    with Library.open(folder, read_only=True):
+        read_only_s = time.perf_counter() - opened
     opened = time.perf_counter()
     with Library.open(folder) as lib:
         open_s = time.perf_counter() - opened
@@ -100,14 +103,16 @@ def _storage_part(report: Report, folder: Path, n: int, dim: int, checkpoint: Pa
             hits = lib.search(vector, 10)
             seconds.append(time.perf_counter() - started)
             found.append([hit.photo.id for hit in hits])
-    exact = exact_top_k(n, dim, np.load(folder / "benchmark-ids.npy"), q, 10)
+    exact = exact_top_k(n, source, np.load(folder / "benchmark-ids.npy"), q, 10)
     recall = recall_at_k(np.asarray(found), exact)
     p50, p95 = percentiles_ms(seconds)
     report.add("query", f"{_size(n)} ({kind}): Library.search alone, in-process", fmt_ms(p50, p95),
-               note=f"{queries} random unit queries, dim {dim}; library opened in {open_s:.1f} s", number=p50)
-    note = (f"{queries} queries; flat is exact by construction" if kind == "flat" else
-            f"{queries} queries, efSearch {IndexConfig().hnsw_ef_search}; random unit vectors are HNSW's worst case "
-            "(no neighbourhood structure), real photo embeddings cluster")
+               note=f"{len(q)} caption queries, dim {source.dim}; library opened in {read_only_s:.2f} s read-only "
+                    f"(as a cold query), {open_s:.1f} s for writing (CRC + id check)", number=p50)
+    config = IndexConfig()
+    note = (f"{len(q)} queries; flat is exact by construction" if kind == "flat" else
+            f"{len(q)} queries, HNSW M {config.hnsw_m}, efConstruction {config.hnsw_ef_construction}, "
+            f"efSearch {config.hnsw_ef_search}")
     report.add("query", f"{_size(n)} ({kind}): recall@10 vs exact search", f"{recall:.3f}", note=note, number=recall)
     return kind
 
@@ -130,20 +135,19 @@ def _socket_queries(folder: Path, count: int) -> list[float]:
 def _cold_breakdown(report: Report, folder: Path, checkpoint: Path, n: int) -> None:
     """Where a cold query's time goes: one fresh process timing each step."""
     code = f"""
-import json, time
+import json, sys, time
 t = {{}}; s = time.perf_counter()
 def step(name):
     global s
     t[name] = time.perf_counter() - s; s = time.perf_counter()
-import torch; step('import torch')
-import torchvision.transforms; step('import torchvision (miniclip.transforms)')
-import timm; step('import timm')
-import transformers, transformers.models.bert; step('import transformers')
-from indexer import service; model = service.load_model({str(checkpoint)!r}); step('build + load model')
-from storage import Library; lib = Library.open({str(folder)!r}, read_only=True); step('open library')
+from indexer import service; from indexer.searcher import Searcher; from storage import Library
+import sqlalchemy, faiss; step('imports (cli, service, storage, SQLAlchemy, FAISS)')
+model = service.load_query_model({str(checkpoint)!r}); step('load query encoder (' + type(model).__name__ + ')')
+lib = Library.open({str(folder)!r}, read_only=True); step('open library (read-only)')
 v = model.encode_search_texts(['white chair'])[0]; step('encode text')
 lib.search(v, 10); step('search')
-print(json.dumps(t))
+heavy = [m for m in ('torch', 'transformers', 'torchvision', 'timm') if m in sys.modules]
+print(json.dumps({{'steps': t, 'heavy': heavy}}))
 """
     import subprocess
     import sys
@@ -154,8 +158,10 @@ print(json.dumps(t))
     if out.returncode != 0:
         report.skip("query", "cold query breakdown", out.stderr.strip().splitlines()[-1][:120])
         return
-    steps = json.loads(out.stdout.strip().splitlines()[-1])
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    steps = answer["steps"]
     text = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in steps.items())
+    text += f"; heavy modules imported: {', '.join(answer['heavy']) or 'none'}"
     report.add("query", f"{_size(n)}: cold query breakdown (one process)", f"{sum(steps.values()):.2f} s", note=text)
 
 

@@ -97,7 +97,7 @@ def _run_section(section: str, report, checkpoint: Path, work: Path, args) -> No
         from benchmarks import queries
 
         sizes = [1000] if args.quick else [parse_size(s) for s in args.sizes.split(",") if s.strip()]
-        queries.run(report, checkpoint, work, args.quick, sizes, log)
+        queries.run(report, checkpoint, work, args.quick, sizes, args.flickr8k, args.feature_cache, log)
     elif section == "training":
         from benchmarks import training
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import click
 
@@ -30,7 +28,8 @@ from cli.errors import user_errors
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--finetune-backbone", is_flag=True, help="Train the backbone end to end (no feature cache).")
-@click.option("--concept-weight", default=None, type=click.FloatRange(min=0), help="ConSE fusion weight (default 0.3 with MiniLM, else 0).")
+@click.option("--concept-weight", default=None, type=click.FloatRange(min=0), help="ConSE fusion weight (default 0.25 with MiniLM on EfficientNet-Lite0, else 0).")
+@click.option("--word-init", type=click.Choice(["random", "minilm"]), default=None, help="Word embeddings of lstm/transformer/bow start from MiniLM's (default) or random.")
 @click.option("--preset", type=click.Choice(["default", "tiny"]), default="default", show_default=True, help="Architecture preset (tiny: for tests).")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Feature cache (default ~/.cache/photosearch).")
 def train(**opts) -> None:

@@ -76,8 +76,8 @@ class Daemon:
         roots = [root.path for root in self.lib.roots()]
         if not roots:
             raise ServiceError("no folders to watch: name one, e.g. `photosearch watch ~/Pictures`")
-        searcher = service.Searcher(self.lib, self.folder, model=self.model, daemon_pid=os.getpid(),
-                                    scanning=lambda: self._scanning)
+        searcher = service.Searcher(self.lib, self.folder, model=service.query_model_for(self.model),
+                                    daemon_pid=os.getpid(), scanning=lambda: self._scanning)
         self._thread = threading.get_ident()
         watcher = None
         with Embedder(self.model) as embedder, SocketServer(self.folder, searcher.answer, self.log), \

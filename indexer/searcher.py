@@ -230,7 +230,7 @@ class LibraryBackend:
             lib = self._library()
         if need_model and self._model is None:
             self.log(f"loading the model ({service.checkpoint_path(self.checkpoint)})")
-            self._model, self._searcher = service.load_model(self.checkpoint), None
+            self._model, self._searcher = service.load_query_model(self.checkpoint), None
         if self._searcher is None:
             self._searcher = Searcher(lib, self.folder, model=self._model, checkpoint=self.checkpoint, log=self.log)
         return self._searcher

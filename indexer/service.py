@@ -119,8 +119,9 @@ def checkpoint_path(checkpoint: str | os.PathLike | None) -> Path:
     return path
 
 
-def load_model(checkpoint: str | os.PathLike | None):
-    """The checkpoint's model, with torch set to one intra-op thread for this process.
+def load_model(checkpoint: str | os.PathLike | None, image_tower: bool = True):
+    """The checkpoint's model (`image_tower=False`: its text side only), with torch set to one
+    intra-op thread for this process.
 
     A query's text encoding is a few small matrix products that threads do not speed up,
     and on a busy machine an OpenMP team waiting for a descheduled thread turns 8 ms into
@@ -132,9 +133,28 @@ def load_model(checkpoint: str | os.PathLike | None):
     from miniclip.checkpoint import load_checkpoint
 
     torch.set_num_threads(1)
-    model = load_checkpoint(path)
+    model = load_checkpoint(path, image_tower=image_tower)
     model.checkpoint_path = path
     return model
+
+
+def load_query_model(checkpoint: str | os.PathLike | None):
+    """What encodes queries: for MiniLM checkpoints the torch-free `QueryEncoder` (a fresh
+    process answers in a fraction of torch's import time), else the torch model's text side."""
+    path = checkpoint_path(checkpoint)
+    from miniclip.query_encoder import load_query_encoder
+
+    return load_query_encoder(path) or load_model(path, image_tower=False)
+
+
+def query_model_for(model):
+    """For a daemon that holds `model` for indexing: the torch-free encoder of the same checkpoint
+    for its queries (faster per query), or `model` itself where there is none."""
+    from miniclip.query_encoder import load_query_encoder
+
+    path = getattr(model, "checkpoint_path", None)
+    fast = load_query_encoder(path) if path is not None else None
+    return fast if fast is not None and fast.fingerprint == model.fingerprint else model
 
 
 def checkpoint_fingerprint(path: Path) -> str | None:
@@ -164,12 +184,12 @@ def ensure_same_model(lib, model_fp: str) -> None:
 
 
 @contextlib.contextmanager
-def opened_model_and_library(folder: Path, checkpoint, *, read_only: bool = False, need_model: bool = True):
-    """(the model, or None without `need_model`; the open library), closed on exit."""
-    model = load_model(checkpoint) if need_model else None
+def opened_model_and_library(folder: Path, checkpoint):
+    """(the model, the library opened for writing), the library closed on exit."""
+    model = load_model(checkpoint)
     from storage import Library
 
-    lib = Library.open(folder, read_only=read_only)
+    lib = Library.open(folder)
     try:
         yield model, lib
     finally:
@@ -212,8 +232,10 @@ def _answer(request: dict, library_dir, checkpoint, log: Log, need_model: bool) 
         return answer
     require_library(folder)
     from indexer.searcher import Searcher
+    from storage import Library
 
-    with opened_model_and_library(folder, checkpoint, read_only=True, need_model=need_model) as (model, lib):
+    model = load_query_model(checkpoint) if need_model else None
+    with Library.open(folder, read_only=True) as lib:
         return Searcher(lib, folder, model=model, checkpoint=checkpoint, log=log).answer(request)
 
 

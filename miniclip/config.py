@@ -26,6 +26,7 @@ class ModelConfig:
     vocab_size: int = 5000  # set from the tokenizer at training time
     max_len: int = 32  # tokens per caption, longer ones are cut
     word_dim: int = 128  # word-embedding width
+    word_init: str = "minilm"  # minilm | random: word embeddings start from MiniLM's (word_vectors.py)
     lstm_hidden: int = 256  # per direction
     lstm_layers: int = 2
     tf_dim: int = 256  # transformer model width

@@ -17,12 +17,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from miniclip.cache_dir import default_cache_dir
+
 Progress = Callable[[int, int], None]
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(os.environ.get("PHOTOSEARCH_CACHE", os.path.join(base, "photosearch")))
 
 
 def _content_hash(path: Path) -> str:

@@ -23,7 +23,7 @@ def train_from_options(opts: dict):
     model_cfg = with_overrides(
         PRESETS[opts.get("preset") or "default"],
         text_encoder=text, backbone=opts["backbone"], finetune_backbone=opts.get("finetune_backbone") or None,
-        concept_weight=concept,
+        concept_weight=concept, word_init=opts.get("word_init"),
     )
     train_cfg = with_overrides(
         TrainConfig(), epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"], seed=opts["seed"],

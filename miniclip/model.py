@@ -22,24 +22,29 @@ MAX_LOGIT_SCALE = math.log(100.0)
 class MiniCLIP(nn.Module):
     """`encode_image`, `encode_text` and `forward`, plus the search vectors the indexer stores."""
 
-    def __init__(self, config: ModelConfig, tokenizer: WordTokenizer | None = None, backbone_weights: str | None = None):
+    def __init__(self, config: ModelConfig, tokenizer: WordTokenizer | None = None, backbone_weights: str | None = None,
+                 image_tower: bool = True):
+        """`image_tower=False` builds the text side only (no backbone, no image head): enough to
+        encode queries, without importing timm or torchvision."""
         super().__init__()
-        backbone = build_backbone(config.backbone, backbone_weights)
-        if backbone.classifier is None and (config.use_class_probs or config.concept_weight):
+        backbone = build_backbone(config.backbone, backbone_weights) if image_tower else None
+        if backbone is not None and backbone.classifier is None and (config.use_class_probs or config.concept_weight):
             config = ModelConfig.from_dict({**config.to_dict(), "use_class_probs": False, "concept_weight": 0.0})
         if tokenizer is not None:
             config = ModelConfig.from_dict({**config.to_dict(), "vocab_size": len(tokenizer)})
         self.config = config
         self.tokenizer = tokenizer
-        self.backbone_weights = backbone.weights
-        self.image_trunk = backbone.trunk
-        self.image_classifier = backbone.classifier
-        self.mean, self.std = backbone.mean, backbone.std
+        self.backbone_weights = backbone.weights if backbone else backbone_weights
+        self.image_trunk = backbone.trunk if backbone else None
+        self.image_classifier = backbone.classifier if backbone else None
+        self.mean, self.std = (backbone.mean, backbone.std) if backbone else (None, None)
         for module in (self.image_trunk, self.image_classifier):
             for p in module.parameters() if module is not None else ():
                 p.requires_grad = config.finetune_backbone and module is self.image_trunk
-        in_dim = backbone.feature_dim + (1000 if config.use_class_probs else 0)
-        self.image_head = ProjectionHead(in_dim, config.head_hidden, config.embed_dim, config.dropout, config.input_dropout)
+        self.image_head = None
+        if backbone is not None:
+            in_dim = backbone.feature_dim + (1000 if config.use_class_probs else 0)
+            self.image_head = ProjectionHead(in_dim, config.head_hidden, config.embed_dim, config.dropout, config.input_dropout)
         self.text_encoder = build_text_encoder(config)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self._aux: dict[str, MiniLMEncoder] = {}  # not a submodule: never saved in checkpoints
@@ -54,7 +59,7 @@ class MiniCLIP(nn.Module):
         """Frozen pretrained parts stay in eval mode: BatchNorm keeps its running statistics and
         MiniLM's dropout stays off, so cached features equal what inference computes."""
         super().train(mode)
-        if not self.config.finetune_backbone:
+        if self.image_trunk is not None and not self.config.finetune_backbone:
             self.image_trunk.eval()
         if self.image_classifier is not None:
             self.image_classifier.eval()

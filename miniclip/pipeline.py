@@ -108,7 +108,10 @@ def run_training(job: TrainJob, on_epoch: Callable[[EpochReport], None] | None =
     tokenizer = None
     if job.model.text_encoder != "minilm":
         tokenizer = WordTokenizer.build(train.captions, max_words=job.model.vocab_size, max_len=job.model.max_len)
-    model = MiniCLIP(job.model, tokenizer, job.backbone_weights).to(device)
+    model = MiniCLIP(job.model, tokenizer, job.backbone_weights)
+    if tokenizer is not None and job.model.word_init == "minilm":
+        _start_from_minilm_words(model, tokenizer)
+    model = model.to(device)
     cache = FeatureCache(model, job.cache_dir)
     stage = (lambda name: (lambda done, total: on_stage(name, done, total))) if on_stage else (lambda name: None)
     if job.model.finetune_backbone:
@@ -181,6 +184,18 @@ def run_training(job: TrainJob, on_epoch: Callable[[EpochReport], None] | None =
     plots.retrieval_examples(test, sim, results / f"retrieval_results_{name}.png", seed=cfg.seed)
     plots.metrics_comparison({name: metrics, "random": report["random"]}, results / "metrics_comparison.png")
     return TrainOutcome(checkpoint, metrics, metrics_path, result.best_epoch, len(result.history), seconds, skipped)
+
+
+def _start_from_minilm_words(model: MiniCLIP, tokenizer: WordTokenizer) -> None:
+    """Word embeddings of the vocabulary start from MiniLM's (padding stays zero, specials random)."""
+    from miniclip.tokenizer import SPECIALS
+    from miniclip.word_vectors import minilm_word_vectors
+
+    embed = model.text_encoder.embed
+    vectors = minilm_word_vectors(tokenizer.itos[len(SPECIALS):], embed.embedding_dim)
+    if vectors is not None:
+        with torch.no_grad():
+            embed.weight[len(SPECIALS):] = torch.from_numpy(vectors)
 
 
 class _ImageLoader:

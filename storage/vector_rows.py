@@ -88,5 +88,9 @@ def all_ids(session: Session) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
+def any_rows(session: Session) -> bool:
+    return session.scalar(select(VectorRow.photo_id).limit(1)) is not None
+
+
 def count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(VectorRow)) or 0

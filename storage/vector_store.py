@@ -30,8 +30,9 @@ ReadSession = Callable[[], AbstractContextManager[Session]]
 class VectorStore:
     """FAISS index state of one library (``folder`` None: in memory, never saved)."""
 
-    def __init__(self, folder: Path | None, config: IndexConfig, read: ReadSession) -> None:
+    def __init__(self, folder: Path | None, config: IndexConfig, read: ReadSession, read_only: bool = False) -> None:
         self.folder = folder
+        self.read_only = read_only  # map the saved index, check it lightly, never change it
         self.config = config
         self._read = read
         self.lock = threading.RLock()
@@ -49,11 +50,13 @@ class VectorStore:
             return
         with self._read() as session:
             generation = int(meta.get(session, meta.GENERATION, 0))
-            stored = vector_rows.all_ids(session)
+            # A read-only open trusts the generation (each vector commit bumps it, and the
+            # sidecar names the one the file holds); reading every id costs seconds at 1M.
+            stored = None if self.read_only else vector_rows.all_ids(session)
         try:
-            loaded = index_file.load(self.folder, self.config)
+            loaded = index_file.load(self.folder, self.config, read_only=self.read_only)
         except IndexFileProblem as exc:
-            if str(exc) == "missing" and not stored.size:
+            if str(exc) == "missing" and not self._holds_vectors(stored):
                 self.generation = generation  # nothing saved, nothing to index
                 return
             problem = str(exc)
@@ -65,13 +68,21 @@ class VectorStore:
         self.repair = problem
         self.rebuild()
 
-    def _disagreement(self, loaded: VectorIndex, generation: int, stored: np.ndarray) -> str | None:
+    def _holds_vectors(self, stored: np.ndarray | None) -> bool:
+        if stored is not None:
+            return bool(stored.size)
+        with self._read() as session:
+            return vector_rows.any_rows(session)
+
+    def _disagreement(self, loaded: VectorIndex, generation: int, stored: np.ndarray | None) -> str | None:
         if loaded.generation != generation:
             return f"stale (index file at generation {loaded.generation}, database at {generation})"
         with self._read() as session:
             dim = meta.get(session, meta.VECTOR_DIM)
-        if stored.size and loaded.dim != dim:
+        if loaded.count and loaded.dim != dim:
             return f"dimension {loaded.dim} differs from the database's {dim}"
+        if stored is None:  # read-only: nothing below is checked, and nothing is rebuilt for it
+            return None
         live = loaded.live_ids()
         if loaded.count != live.size or not np.array_equal(live, stored):
             return f"out of sync ({live.size} vectors in the index file, {stored.size} in SQLite)"

@@ -40,3 +40,30 @@ def test_query_answered_by_the_daemon_imports_neither_torch_nor_storage_engines(
     with ipc.SocketServer(tmp_path, lambda request: canned, log=lambda m: None):
         lines = _imported(code)
     assert lines == ["1. /p/a.jpg (score: 0.500)", "heavy: []"]
+
+
+def test_query_without_a_daemon_imports_no_torch_with_the_shipped_model(tmp_path):
+    """The cold path: a MiniLM checkpoint's queries are encoded without torch or transformers."""
+    import numpy as np
+
+    from indexer.service import DEFAULT_CHECKPOINT, MODEL_META_KEY, checkpoint_fingerprint
+    from storage import Library, PhotoRecord
+
+    if not DEFAULT_CHECKPOINT.is_file():
+        import pytest
+
+        pytest.skip("no shipped checkpoint")
+    vectors = np.random.default_rng(0).standard_normal((3, 640)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with Library.open(tmp_path) as lib:
+        with lib.transaction():
+            ids = lib.add_photos([PhotoRecord(path=f"/p/{i}.jpg", size=1, mtime=1.0, fingerprint=f"f{i}")
+                                  for i in range(3)])
+            lib.set_vectors(dict(zip(ids, vectors)))
+            lib.set_meta(MODEL_META_KEY, checkpoint_fingerprint(DEFAULT_CHECKPOINT))
+    code = ("from cli.main import cli\n"
+            f"try: cli(['--library', {str(tmp_path)!r}, 'query', '--paths-only', 'white chair'])\n"
+            "except SystemExit: pass")
+    lines = _imported(code)
+    assert sorted(lines[:3]) == ["/p/0.jpg", "/p/1.jpg", "/p/2.jpg"]
+    assert lines[3] == "heavy: ['sqlalchemy', 'faiss']"

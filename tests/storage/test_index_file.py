@@ -150,3 +150,66 @@ def test_clearing_all_vectors_removes_the_index_file(saved):
     assert not (folder / INDEX_NAME).exists()
     with Library.open(folder) as lib:
         assert lib.stats()["index_repair"] is None and lib.search(vectors[0], 3) == []
+
+
+@pytest.fixture(params=["flat", "hnsw"])
+def saved_kind(request, tmp_path):
+    """A closed library folder of 300 photos with a flat or an HNSW index file."""
+    from storage import IndexConfig
+
+    config = IndexConfig(kind=request.param)
+    vectors = unit_vectors(300)
+    with Library.open(tmp_path / "lib", index=config) as lib:
+        ids = fill(lib, [f"/p/{i}.jpg" for i in range(300)], vectors)
+    return tmp_path / "lib", config, ids, vectors
+
+
+def _rewrite_keeping_sidecar(folder, index) -> None:
+    """Write `index` as the file and make the sidecar vouch for it (size, mtime, CRC)."""
+    faiss.write_index(index, str(folder / INDEX_NAME))
+    sidecar = json.loads((folder / SIDECAR_NAME).read_text())
+    sidecar.update(file_facts(folder / INDEX_NAME))
+    (folder / SIDECAR_NAME).write_text(json.dumps(sidecar))
+
+
+def test_read_only_open_maps_the_file_and_answers_as_a_writer_does(saved_kind):
+    folder, config, ids, vectors = saved_kind
+    with Library.open(folder, index=config) as lib:
+        expected = results(lib)
+    with Library.open(folder, index=config, read_only=True) as lib:
+        assert lib.stats()["index_repair"] is None and lib.stats()["index_type"] == config.kind
+        assert results(lib) == expected
+        assert [h.photo.id for h in lib.search(vectors[7], 1)] == [ids[7]]
+
+
+@pytest.mark.parametrize("saved_kind", ["hnsw"], indirect=True)
+def test_a_graph_link_out_of_bounds_is_caught_before_faiss_follows_it(saved_kind):
+    folder, config, ids, vectors = saved_kind
+    with Library.open(folder, index=config) as lib:
+        expected = results(lib)
+    index = faiss.read_index(str(folder / INDEX_NAME))
+    hnsw = faiss.downcast_index(index.index).hnsw
+    links = faiss.rev_swig_ptr(hnsw.neighbors.data(), hnsw.neighbors.size())
+    links[links.argmax()] = index.ntotal + 1000  # a link FAISS would follow off the end
+    _rewrite_keeping_sidecar(folder, index)
+    for read_only in (True, False):
+        with Library.open(folder, index=config, read_only=read_only) as lib:
+            assert lib.stats()["index_repair"].startswith("corrupt")
+            assert results(lib) == expected
+
+
+def test_read_only_open_trusts_the_sidecar_and_a_writer_checks_the_crc(saved):
+    """The documented trade: a flipped vector byte, size and mtime unchanged, is seen by the
+    next writer (which rebuilds), not by a read-only query process."""
+    folder, ids, vectors = saved
+    path = folder / INDEX_NAME
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40  # inside the stored vectors
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with Library.open(folder, read_only=True) as lib:
+        assert lib.stats()["index_repair"] is None
+    with Library.open(folder) as lib:
+        assert lib.stats()["index_repair"].startswith("corrupt (checksum mismatch")
+        assert [h.photo.id for h in lib.search(vectors[4], 1)] == [ids[4]]
