@@ -51,18 +51,19 @@ class VectorSource:
     def chunks(self, n: int, seed: int = 0) -> Iterator[tuple[int, np.ndarray]]:
         """(start, (count, D) float32 vectors of the bases' length), the same for the same seed."""
         for start in range(0, n, CHUNK):
-            count = min(CHUNK, n - start)
-            rng = np.random.default_rng([seed, start])
-            picks = rng.integers(0, len(self.bases), count)
-            noise = rng.standard_normal((count, self.dim), dtype=np.float32) @ self._factor.T
-            vectors = self.bases[picks] + noise
-            vectors *= self.norm / np.linalg.norm(vectors, axis=1, keepdims=True)
+            _, vectors = self._draw(np.random.default_rng([seed, start]), min(CHUNK, n - start))
             yield start, vectors
 
+    def _draw(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the bases picked (count,), the vectors drawn around them (count, D))."""
+        picks = rng.integers(0, len(self.bases), count)
+        noise = rng.standard_normal((count, self.dim), dtype=np.float32) @ self._factor.T
+        vectors = self.bases[picks] + noise
+        vectors *= self.norm / np.linalg.norm(vectors, axis=1, keepdims=True)
+        return picks, vectors
+
     def mean_cosine_to_base(self, sample: int = 2000) -> float:
-        rng = np.random.default_rng([0, 0])
-        picks = rng.integers(0, len(self.bases), min(sample, CHUNK))
-        _, vectors = next(self.chunks(min(sample, CHUNK)))
+        picks, vectors = self._draw(np.random.default_rng([0, 0]), sample)
         bases = self.bases[picks]
         cosines = np.sum(vectors * bases, axis=1) / np.linalg.norm(vectors, axis=1) / np.linalg.norm(bases, axis=1)
         return float(np.mean(cosines))
