@@ -52,7 +52,7 @@ class DaemonProcess:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
     def _answers(self) -> bool:
-        from indexer import ipc
+        from photosearch.indexer import ipc
 
         try:
             ipc.request(self.library, {"op": "ping"}, timeout=5)

@@ -47,8 +47,8 @@ def main() -> None:
 
     from benchmarks.models import benchmark_checkpoint
     from benchmarks.photos import photo_set
-    from indexer import service
-    from indexer.embedder import Embedder
+    from photosearch.indexer import service
+    from photosearch.indexer.embedder import Embedder
 
     photos = photo_set(args.work_dir, 4000, 3000, args.count)
     checkpoint, _ = benchmark_checkpoint(args.work_dir, False, args.checkpoint)

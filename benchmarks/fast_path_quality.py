@@ -35,10 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped checkpoint")
     parser.add_argument("--cache-dir", type=Path, default=None, help="feature cache for the reference evaluation")
     args = parser.parse_args(argv)
-    from indexer.service import DEFAULT_CHECKPOINT, load_query_model
-    from miniclip.data import load_captions
-    from miniclip.metrics import retrieval_metrics
-    from storage import Library
+    from photosearch.indexer.service import DEFAULT_CHECKPOINT, load_query_model
+    from photosearch.miniclip.data import load_captions
+    from photosearch.miniclip.metrics import retrieval_metrics
+    from photosearch.storage import Library
 
     checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
     dev = load_captions(args.flickr8k / "dev.json", args.flickr8k / "images")

@@ -62,10 +62,10 @@ def _end_to_end(report: Report, checkpoint: Path, work: Path, label: str, photos
 def _split(report: Report, checkpoint: Path, label: str, photos: PhotoSet, sample: int) -> None:
     import torch
 
-    from indexer import service
-    from indexer.embedder import Embedder
-    from indexer.fingerprint import file_fingerprint
-    from indexer.images import load_photo
+    from photosearch.indexer import service
+    from photosearch.indexer.embedder import Embedder
+    from photosearch.indexer.fingerprint import file_fingerprint
+    from photosearch.indexer.images import load_photo
 
     model = service.load_model(checkpoint)
     paths = photos.paths[:sample]

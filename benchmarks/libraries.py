@@ -34,7 +34,7 @@ def library_folder(work: Path, n: int, source: VectorSource) -> Path:
 
 def synthetic_library(work: Path, n: int, source: VectorSource, log=print) -> tuple[Path, float | None]:
     """(folder, seconds spent filling it now, or None when an earlier run's was reused)."""
-    from storage import Library, PhotoRecord
+    from photosearch.storage import Library, PhotoRecord
 
     folder = library_folder(work, n, source)
     marker = folder / "benchmark.json"

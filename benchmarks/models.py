@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from miniclip.jobs import (
+from photosearch.miniclip.jobs import (
     DEFAULT_CONCEPT_WEIGHT as TRAINING_CONCEPT_WEIGHT,  # what `photosearch train` ships
 )
 
@@ -22,7 +22,7 @@ def benchmark_checkpoint(work: Path, quick: bool, given: str | None = None) -> t
     """
     if given:
         return Path(given), "given"
-    from miniclip.checkpoint import default_checkpoint_path
+    from photosearch.miniclip.checkpoint import default_checkpoint_path
 
     if quick:
         return _untrained(work / "tiny-untrained.safetensors", tiny=True), "tiny preset, untrained (--quick)"
@@ -37,10 +37,10 @@ def _untrained(path: Path, tiny: bool) -> Path:
         return path
     import torch
 
-    from miniclip.checkpoint import save_checkpoint
-    from miniclip.config import PRESETS, with_overrides
-    from miniclip.model import MiniCLIP
-    from miniclip.tokenizer import WordTokenizer
+    from photosearch.miniclip.checkpoint import save_checkpoint
+    from photosearch.miniclip.config import PRESETS, with_overrides
+    from photosearch.miniclip.model import MiniCLIP
+    from photosearch.miniclip.tokenizer import WordTokenizer
 
     torch.manual_seed(0)
     if tiny:
@@ -57,7 +57,7 @@ def search_dim(path: Path) -> int:
     """The search vectors' dimension, from the checkpoint's header (no torch needed)."""
     import json
 
-    from miniclip.checkpoint import read_metadata
+    from photosearch.miniclip.checkpoint import read_metadata
 
     config = json.loads(read_metadata(path)["config"])
     return config["embed_dim"] + (384 if config.get("concept_weight", 0) > 0 else 0)  # 384: MiniLM's
@@ -67,7 +67,7 @@ def checkpoint_summary(path: Path) -> str:
     """'name (fingerprint f, search_dim D, backbone + text encoder, size px)', from the header."""
     import json
 
-    from miniclip.checkpoint import read_metadata
+    from photosearch.miniclip.checkpoint import read_metadata
 
     meta = read_metadata(path)
     config = json.loads(meta["config"])
@@ -78,7 +78,7 @@ def checkpoint_summary(path: Path) -> str:
 # -- processes ---------------------------------------------------------------------------------
 def photosearch_command() -> list[str]:
     script = Path(sys.executable).with_name("photosearch")
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from cli.main import cli; cli()"]
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from photosearch.cli.main import cli; cli()"]
 
 
 def process_env() -> dict:

@@ -81,7 +81,7 @@ class VectorSource:
 def real_photo_vectors(checkpoint: Path, work: Path, quick: bool, flickr8k: Path | None,
                        feature_cache: Path | None, log=print) -> VectorSource:
     """The model's search vectors of real photos (cached in `work` by checkpoint fingerprint)."""
-    from miniclip.checkpoint import read_metadata
+    from photosearch.miniclip.checkpoint import read_metadata
 
     fingerprint = read_metadata(checkpoint)["fingerprint"]
     flickr8k = flickr8k or FLICKR8K
@@ -92,9 +92,9 @@ def real_photo_vectors(checkpoint: Path, work: Path, quick: bool, flickr8k: Path
         return VectorSource.load(saved)
     import torch
 
-    from miniclip.checkpoint import load_checkpoint
-    from miniclip.data import load_captions
-    from miniclip.features import FeatureCache
+    from photosearch.miniclip.checkpoint import load_checkpoint
+    from photosearch.miniclip.data import load_captions
+    from photosearch.miniclip.features import FeatureCache
 
     torch.set_num_threads(2)
     model = load_checkpoint(checkpoint)
@@ -123,7 +123,7 @@ def real_photo_vectors(checkpoint: Path, work: Path, quick: bool, flickr8k: Path
 
 def text_queries(checkpoint: Path, count: int) -> tuple[list[str], np.ndarray]:
     """`count` distinct captions of the bundled photos and their search vectors (Q, D)."""
-    from indexer.service import load_query_model
+    from photosearch.indexer.service import load_query_model
 
     captions = sorted({e["caption"].strip() for e in json.loads((BUNDLED / "captions.json").read_text())})
     picked = [captions[i] for i in np.random.default_rng(7).permutation(len(captions))[:count]]

@@ -82,8 +82,8 @@ def run(report: Report, checkpoint: Path, work: Path, quick: bool, sizes: list[i
 
 def _storage_part(report: Report, folder: Path, n: int, source: VectorSource, checkpoint: Path, queries: int) -> str:
     """Set the model's fingerprint on the library; time Library.search and its recall@10."""
-    from indexer.service import MODEL_META_KEY, checkpoint_fingerprint
-    from storage import IndexConfig, Library, recall_at_k
+    from photosearch.indexer.service import MODEL_META_KEY, checkpoint_fingerprint
+    from photosearch.storage import IndexConfig, Library, recall_at_k
 
     _, q = text_queries(checkpoint, queries)
     opened = time.perf_counter()
@@ -118,7 +118,7 @@ def _storage_part(report: Report, folder: Path, n: int, source: VectorSource, ch
 
 
 def _socket_queries(folder: Path, count: int) -> list[float]:
-    from indexer import ipc
+    from photosearch.indexer import ipc
 
     for text in TEXTS[:2]:  # warm-up: first calls allocate
         ipc.request(folder, {"op": "query", "text": text, "k": 10})
@@ -140,7 +140,7 @@ t = {{}}; s = time.perf_counter()
 def step(name):
     global s
     t[name] = time.perf_counter() - s; s = time.perf_counter()
-from indexer import service; from indexer.searcher import Searcher; from storage import Library
+from photosearch.indexer import service; from photosearch.indexer.searcher import Searcher; from photosearch.storage import Library
 import sqlalchemy, faiss; step('imports (cli, service, storage, SQLAlchemy, FAISS)')
 model = service.load_query_model({str(checkpoint)!r}); step('load query encoder (' + type(model).__name__ + ')')
 lib = Library.open({str(folder)!r}, read_only=True); step('open library (read-only)')

@@ -35,7 +35,7 @@ TARGET_S = 20.0
 def run(report: Report, work: Path, quick: bool, data: Path | None, cache_dir: Path | None,
         batch_sizes: list[int], thread_counts: list[int] | None = None, log=print) -> None:
     """`thread_counts`: torch threads to time epochs at (default: torch's default, and 1)."""
-    from miniclip.config import PRESETS, with_overrides
+    from photosearch.miniclip.config import PRESETS, with_overrides
 
     if quick:
         train_json, images, val_json = _tiny_dataset(work / "quick-train")
@@ -93,15 +93,15 @@ def _cached_epochs(train_json, images, val_json, cache_dir, config, batch_size):
     import numpy as np
     import torch
 
-    from miniclip.config import TrainConfig
-    from miniclip.data import epoch_batches, load_captions
-    from miniclip.features import FeatureCache
-    from miniclip.loss import ClipLoss
-    from miniclip.metrics import retrieval_metrics
-    from miniclip.model import MiniCLIP
-    from miniclip.pipeline import _TextInputs  # the pipeline's own caption inputs
-    from miniclip.tokenizer import WordTokenizer
-    from miniclip.train import fit
+    from photosearch.miniclip.config import TrainConfig
+    from photosearch.miniclip.data import epoch_batches, load_captions
+    from photosearch.miniclip.features import FeatureCache
+    from photosearch.miniclip.loss import ClipLoss
+    from photosearch.miniclip.metrics import retrieval_metrics
+    from photosearch.miniclip.model import MiniCLIP
+    from photosearch.miniclip.pipeline import _TextInputs  # the pipeline's own caption inputs
+    from photosearch.miniclip.tokenizer import WordTokenizer
+    from photosearch.miniclip.train import fit
 
     cfg = TrainConfig(epochs=2, batch_size=batch_size, warmup_epochs=1)
     torch.manual_seed(cfg.seed)
@@ -151,7 +151,7 @@ def _uncached_row_seconds(train_json: Path, images: Path, config, sample: int) -
     import torch
     from PIL import Image
 
-    from miniclip.model import MiniCLIP
+    from photosearch.miniclip.model import MiniCLIP
 
     names = list(dict.fromkeys(e["file_name"] for e in json.loads(Path(train_json).read_text())))[:sample]
     model = MiniCLIP(config).eval()

@@ -11,8 +11,8 @@ import sys
 import click
 from click.core import ParameterSource
 
-from cli.errors import user_errors
-from cli.library_cmds import _print_hits, _progress_bar, _warn, checkpoint_option
+from photosearch.cli.errors import user_errors
+from photosearch.cli.library_cmds import _print_hits, _progress_bar, _warn, checkpoint_option
 
 DEFAULT_PORT = 8765  # = indexer.web.DEFAULT_PORT (importing it here would slow down --help)
 
@@ -40,7 +40,7 @@ def demo(ctx, batch, k, results_dir, photos, checkpoint) -> None:
         photosearch demo
         photosearch demo --batch -k 3
     """
-    from indexer.demo import BATCH_QUERIES, Demo
+    from photosearch.indexer.demo import BATCH_QUERIES, Demo
 
     with user_errors(), Demo(_explicit_library(ctx), photos, checkpoint, results_dir, _warn) as session:
         with _progress_bar("indexing demo photos") as progress:
@@ -75,7 +75,7 @@ def serve(ctx, host, port, checkpoint) -> None:
         photosearch serve
         photosearch --library ~/.local/share/photosearch-demo serve --port 8000
     """
-    from indexer.web import serve as serve_page
+    from photosearch.indexer.web import serve as serve_page
 
     def ready(url: str) -> None:
         click.echo(url)

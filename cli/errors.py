@@ -33,7 +33,7 @@ def _is_user_error(exc: Exception) -> bool:
         return True
     # Only modules already imported can have raised: look there, so that checking an
     # error never imports storage or torch.
-    names = (("miniclip.errors", "MiniclipError"), ("storage.errors", "StorageError"),
-             ("indexer.scanner", "ModelMismatchError"))
+    names = (("photosearch.miniclip.errors", "MiniclipError"), ("photosearch.storage.errors", "StorageError"),
+             ("photosearch.indexer.scanner", "ModelMismatchError"))
     kinds = tuple(getattr(sys.modules[m], n) for m, n in names if m in sys.modules)
     return isinstance(exc, kinds)

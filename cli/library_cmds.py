@@ -12,8 +12,8 @@ import sys
 
 import click
 
-from cli.errors import user_errors
-from indexer import service
+from photosearch.cli.errors import user_errors
+from photosearch.indexer import service
 
 checkpoint_option = click.option(
     "--checkpoint", type=click.Path(dir_okay=False), default=None,
@@ -70,7 +70,7 @@ def watch(ctx, paths, checkpoint, settle, poll) -> None:
         photosearch watch ~/Pictures &
         photosearch query "dog on a beach"
     """
-    from indexer.daemon import watch as run_daemon
+    from photosearch.indexer.daemon import watch as run_daemon
 
     with user_errors():
         run_daemon(list(paths), _library(ctx), checkpoint, _warn, settle_s=settle, poll_s=poll)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli import app_cmds, library_cmds, model_cmds
+from photosearch.cli import app_cmds, library_cmds, model_cmds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.errors import user_errors
+from photosearch.cli.errors import user_errors
 
 
 @click.command()
@@ -40,7 +40,7 @@ def train(**opts) -> None:
         photosearch train --captions-json captions.json --image-root photos/ --epochs 30
     """
     with user_errors():
-        from miniclip.jobs import train_from_options
+        from photosearch.miniclip.jobs import train_from_options
 
         outcome = train_from_options(opts)
     m = outcome.metrics["t2i"]
@@ -69,7 +69,7 @@ def evaluate(checkpoints, captions_json, image_root, concept_weight, as_json, ca
             --captions-json dev.json --image-root images/
     """
     with user_errors():
-        from miniclip.jobs import evaluate_checkpoints
+        from photosearch.miniclip.jobs import evaluate_checkpoints
 
         rows = evaluate_checkpoints(list(checkpoints), captions_json, image_root, concept_weight, cache_dir, device)
     if as_json:

@@ -13,9 +13,9 @@ import stat
 from collections import Counter
 from dataclasses import dataclass, field
 
-from storage import MISSING, PENDING
+from photosearch.storage import MISSING, PENDING
 
-from indexer.folders import PathFilter, library_filter, walk_photos
+from photosearch.indexer.folders import PathFilter, library_filter, walk_photos
 
 
 @dataclass

@@ -26,10 +26,10 @@ import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from indexer import service
-from indexer.ipc import SocketServer
-from indexer.lock import LibraryLock
-from indexer.service import Log, ServiceError
+from photosearch.indexer import service
+from photosearch.indexer.ipc import SocketServer
+from photosearch.indexer.lock import LibraryLock
+from photosearch.indexer.service import Log, ServiceError
 
 PROGRESS_EVERY_S = 0.5  # seconds between two progress lines on stderr
 
@@ -70,8 +70,8 @@ class Daemon:
         self._scanning: dict | None = None  # {"done", "total"} of the scan under way
 
     def run(self) -> dict:
-        from indexer.embedder import Embedder
-        from indexer.scanner import Scanner
+        from photosearch.indexer.embedder import Embedder
+        from photosearch.indexer.scanner import Scanner
 
         roots = [root.path for root in self.lib.roots()]
         if not roots:
@@ -103,7 +103,7 @@ class Daemon:
     # -- scanning ----------------------------------------------------------------------------
     def _scan(self, roots: list[str]) -> None:
         """Reconcile `roots` in the daemon's own thread; a stop request ends it between batches."""
-        from storage import IndexSaveError
+        from photosearch.storage import IndexSaveError
 
         started = time.monotonic()
         try:
@@ -127,7 +127,7 @@ class Daemon:
 
     # -- watching ----------------------------------------------------------------------------
     def _start_watcher(self, roots: list[str]):
-        from indexer.watcher import Watcher
+        from photosearch.indexer.watcher import Watcher
 
         watcher = Watcher(self.scanner, roots, settle_s=self.settle_s, hold_deletes_s=10.0,
                           save_interval_s=30.0, on_report=self._changes)
@@ -187,7 +187,7 @@ class _LogForwarder(logging.Handler):
 @contextmanager
 def _forwarded_logging(log: Log):
     """The watcher and scanner log through `logging`; their lines go where ours go."""
-    logger = logging.getLogger("indexer")
+    logger = logging.getLogger("photosearch.indexer")
     handler = _LogForwarder(log)
     logger.addHandler(handler)
     previous = logger.level

@@ -18,10 +18,10 @@ import re
 import shlex
 from pathlib import Path
 
-from indexer import service
-from indexer.images import PhotoDecodeError
-from indexer.lock import LockHeld
-from indexer.web import DEFAULT_PORT, HttpError, LibraryBackend
+from photosearch.indexer import service
+from photosearch.indexer.images import PhotoDecodeError
+from photosearch.indexer.lock import LockHeld
+from photosearch.indexer.web import DEFAULT_PORT, HttpError, LibraryBackend
 
 BUNDLED_PHOTOS = service.REPO_ROOT / "examples" / "photos" / "images"
 DEMO_LIBRARY_NAME = "photosearch-demo"
@@ -32,7 +32,7 @@ GRID_COLUMNS = 5
 
 def demo_library_dir() -> Path:
     """`<data dir>/photosearch-demo`: beside the default library (whatever $PHOTOSEARCH_LIBRARY says)."""
-    from storage.library_dir import LIBRARY_ENV, default_library_dir
+    from photosearch.storage.library_dir import LIBRARY_ENV, default_library_dir
 
     env = {key: value for key, value in os.environ.items() if key != LIBRARY_ENV}
     return default_library_dir(env).parent / DEMO_LIBRARY_NAME

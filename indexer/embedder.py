@@ -36,7 +36,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from indexer.images import DEFAULT_TARGET, PhotoDecodeError, load_photo
+from photosearch.indexer.images import DEFAULT_TARGET, PhotoDecodeError, load_photo
 
 
 @dataclass(frozen=True)

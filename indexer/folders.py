@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from indexer.images import is_supported
+from photosearch.indexer.images import is_supported
 
 JUNK_NAMES = frozenset({
     "@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "node_modules", "lost+found",

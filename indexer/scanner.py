@@ -37,14 +37,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator
 
-from storage import INDEXED, MISSING, IndexSaveError, Library, PhotoRecord
+from photosearch.storage import INDEXED, MISSING, IndexSaveError, Library, PhotoRecord
 
-from indexer.embedder import Embedder
-from indexer.fingerprint import file_fingerprint
-from indexer.folders import (
+from photosearch.indexer.embedder import Embedder
+from photosearch.indexer.fingerprint import file_fingerprint
+from photosearch.indexer.folders import (
     DiskFile, is_under, library_filter, looks_unmounted, os_error_reason, walk_photos,
 )
-from indexer.model_guard import MODEL_META_KEY, ModelMismatchError, check_model  # noqa: F401
+from photosearch.indexer.model_guard import MODEL_META_KEY, ModelMismatchError, check_model  # noqa: F401
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]  # (files settled so far, files seen in total)

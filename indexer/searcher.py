@@ -15,10 +15,10 @@ import os
 import threading
 from pathlib import Path
 
-from indexer import ipc, service
-from indexer.lock import holder
-from indexer.service import DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, Log, ServiceError, quiet
-from indexer.thumbnails import Thumbnails
+from photosearch.indexer import ipc, service
+from photosearch.indexer.lock import holder
+from photosearch.indexer.service import DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, Log, ServiceError, quiet
+from photosearch.indexer.thumbnails import Thumbnails
 
 
 class Searcher:
@@ -56,7 +56,7 @@ class Searcher:
         raise ServiceError(f"unknown request {op!r}: expected ping, query, similar or status")
 
     def query(self, text: str, k: int, under: str | None) -> dict:
-        from storage import DimensionError
+        from photosearch.storage import DimensionError
 
         if not text.strip():
             raise ServiceError("the query text is empty")
@@ -216,13 +216,13 @@ class LibraryBackend:
 
     def _library(self):
         if self._lib is None:
-            from storage import Library
+            from photosearch.storage import Library
 
             self._lib = Library.open(self.folder, read_only=True)
         return self._lib
 
     def _searcher_for(self, need_model: bool):
-        from storage.meta import GENERATION
+        from photosearch.storage.meta import GENERATION
 
         lib = self._library()
         if lib.get_meta(GENERATION, 0) != lib.stats()["generation"]:  # another process wrote vectors

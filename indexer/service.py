@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from indexer import ipc
-from indexer.lock import LibraryLock
+from photosearch.indexer import ipc
+from photosearch.indexer.lock import LibraryLock
 
 Log = Callable[[str], None]
 Progress = Callable[[int, int], None]  # (photos settled, photos seen)
@@ -94,7 +94,7 @@ def reindex(library_dir: str | None = None, checkpoint: str | None = None,
 
 # -- helpers the daemon shares -----------------------------------------------------------------
 def library_folder(library_dir: str | os.PathLike | None = None) -> Path:
-    from storage.library_dir import default_library_dir
+    from photosearch.storage.library_dir import default_library_dir
 
     return Path(library_dir).expanduser().absolute() if library_dir else default_library_dir()
 
@@ -130,7 +130,7 @@ def load_model(checkpoint: str | os.PathLike | None, image_tower: bool = True):
     path = checkpoint_path(checkpoint)
     import torch  # only here, as the model
 
-    from miniclip.checkpoint import load_checkpoint
+    from photosearch.miniclip.checkpoint import load_checkpoint
 
     torch.set_num_threads(1)
     model = load_checkpoint(path, image_tower=image_tower)
@@ -142,7 +142,7 @@ def load_query_model(checkpoint: str | os.PathLike | None):
     """What encodes queries: for MiniLM checkpoints the torch-free `QueryEncoder` (a fresh
     process answers in a fraction of torch's import time), else the torch model's text side."""
     path = checkpoint_path(checkpoint)
-    from miniclip.query_encoder import load_query_encoder
+    from photosearch.miniclip.query_encoder import load_query_encoder
 
     return load_query_encoder(path) or load_model(path, image_tower=False)
 
@@ -150,7 +150,7 @@ def load_query_model(checkpoint: str | os.PathLike | None):
 def query_model_for(model):
     """For a daemon that holds `model` for indexing: the torch-free encoder of the same checkpoint
     for its queries (faster per query), or `model` itself where there is none."""
-    from miniclip.query_encoder import load_query_encoder
+    from photosearch.miniclip.query_encoder import load_query_encoder
 
     path = getattr(model, "checkpoint_path", None)
     fast = load_query_encoder(path) if path is not None else None
@@ -187,7 +187,7 @@ def ensure_same_model(lib, model_fp: str) -> None:
 def opened_model_and_library(folder: Path, checkpoint):
     """(the model, the library opened for writing), the library closed on exit."""
     model = load_model(checkpoint)
-    from storage import Library
+    from photosearch.storage import Library
 
     lib = Library.open(folder)
     try:
@@ -198,8 +198,8 @@ def opened_model_and_library(folder: Path, checkpoint):
 
 def scan(lib, model, roots: list[str], progress: Progress | None = None) -> dict:
     """One reconciliation of `roots` (indexer.scanner), reported as a dict."""
-    from indexer.embedder import Embedder
-    from indexer.scanner import Scanner
+    from photosearch.indexer.embedder import Embedder
+    from photosearch.indexer.scanner import Scanner
 
     started = time.monotonic()
     with Embedder(model) as embedder:
@@ -231,8 +231,8 @@ def _answer(request: dict, library_dir, checkpoint, log: Log, need_model: bool) 
     if answer is not None and (wanted is None or wanted == answer.get("model_fingerprint")):
         return answer
     require_library(folder)
-    from indexer.searcher import Searcher
-    from storage import Library
+    from photosearch.indexer.searcher import Searcher
+    from photosearch.storage import Library
 
     model = load_query_model(checkpoint) if need_model else None
     with Library.open(folder, read_only=True) as lib:
@@ -243,7 +243,7 @@ def __getattr__(name: str):
     """`service.Searcher`, where the daemon looks for it; imported on first use because
     `indexer.searcher` builds on this module."""
     if name == "Searcher":
-        from indexer.searcher import Searcher
+        from photosearch.indexer.searcher import Searcher
 
         return Searcher
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from indexer.images import load_photo
+from photosearch.indexer.images import load_photo
 
 FOLDER_NAME = "thumbnails"
 SIZE = 256  # longest side, in pixels

@@ -30,10 +30,10 @@ from typing import Callable, Iterable
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from storage import StorageError
+from photosearch.storage import StorageError
 
-from indexer.folders import PathFilter, is_under, walk_photos
-from indexer.scanner import ScanReport, Scanner
+from photosearch.indexer.folders import PathFilter, is_under, walk_photos
+from photosearch.indexer.scanner import ScanReport, Scanner
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,11 @@ import unicodedata
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from indexer import service
-from indexer.daemon import _stop_on_signals  # SIGINT/SIGTERM set an Event, as in the daemon
-from indexer.images import PhotoDecodeError
-from indexer.searcher import HttpError, LibraryBackend
-from indexer.thumbnails import jpeg_preview
+from photosearch.indexer import service
+from photosearch.indexer.daemon import _stop_on_signals  # SIGINT/SIGTERM set an Event, as in the daemon
+from photosearch.indexer.images import PhotoDecodeError
+from photosearch.indexer.searcher import HttpError, LibraryBackend
+from photosearch.indexer.thumbnails import jpeg_preview
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
 DEFAULT_K, MAX_K = 24, 100  # results per page

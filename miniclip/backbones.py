@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from miniclip.errors import CheckpointError
+from photosearch.miniclip.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 

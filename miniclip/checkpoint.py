@@ -12,16 +12,16 @@ from pathlib import Path
 
 import torch
 
-from miniclip.checkpoint_header import (  # noqa: F401
+from photosearch.miniclip.checkpoint_header import (  # noqa: F401
     DEFAULT_CHECKPOINT,
     FORMAT,
     default_checkpoint_path,
     read_metadata,
 )
-from miniclip.config import ModelConfig
-from miniclip.errors import CheckpointError
-from miniclip.model import MiniCLIP
-from miniclip.tokenizer import WordTokenizer
+from photosearch.miniclip.config import ModelConfig
+from photosearch.miniclip.errors import CheckpointError
+from photosearch.miniclip.model import MiniCLIP
+from photosearch.miniclip.tokenizer import WordTokenizer
 
 
 def _provided_by_packages(model: MiniCLIP, key: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from miniclip.errors import CheckpointError
+from photosearch.miniclip.errors import CheckpointError
 
 FORMAT = "photosearch-miniclip/1"
 REPO_ROOT = Path(__file__).resolve().parent.parent

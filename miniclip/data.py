@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from miniclip.errors import DataError
+from photosearch.miniclip.errors import DataError
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from miniclip.data import CaptionSet
-from miniclip.features import FeatureCache
-from miniclip.metrics import retrieval_metrics
+from photosearch.miniclip.data import CaptionSet
+from photosearch.miniclip.features import FeatureCache
+from photosearch.miniclip.metrics import retrieval_metrics
 
 
 def image_search_vectors(model, data: CaptionSet, cache: FeatureCache | None, batch_size: int = 64) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from miniclip.cache_dir import default_cache_dir
+from photosearch.miniclip.cache_dir import default_cache_dir
 
 Progress = Callable[[int, int], None]
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from miniclip.config import PRESETS, TrainConfig, with_overrides
-from miniclip.errors import DataError
+from photosearch.miniclip.config import PRESETS, TrainConfig, with_overrides
+from photosearch.miniclip.errors import DataError
 
 DEFAULT_CONCEPT_WEIGHT = 0.25  # chosen on Flickr8k dev and the demo photos (README, "Open vocabulary")
 
 
 def train_from_options(opts: dict):
-    from miniclip.pipeline import TrainJob, run_training
+    from photosearch.miniclip.pipeline import TrainJob, run_training
 
     text = opts["model_type"]
     concept = opts.get("concept_weight")
@@ -68,12 +68,12 @@ def train_from_options(opts: dict):
 def evaluate_checkpoints(checkpoints: list[str], captions_json: str, image_root: str,
                          concept_weight: float | None, cache_dir: str | None, device: str = "cpu") -> dict:
     """Metrics of each checkpoint (by name) and a random baseline on one captions file."""
-    from miniclip.checkpoint import default_checkpoint_path, load_checkpoint
-    from miniclip.data import load_captions
-    from miniclip.evaluation import evaluate
-    from miniclip.features import FeatureCache
-    from miniclip.metrics import random_baseline
-    from miniclip.pipeline import pick_device
+    from photosearch.miniclip.checkpoint import default_checkpoint_path, load_checkpoint
+    from photosearch.miniclip.data import load_captions
+    from photosearch.miniclip.evaluation import evaluate
+    from photosearch.miniclip.features import FeatureCache
+    from photosearch.miniclip.metrics import random_baseline
+    from photosearch.miniclip.pipeline import pick_device
 
     data = load_captions(captions_json, image_root)
     if data.skipped:

@@ -14,8 +14,8 @@ import logging
 import os
 from pathlib import Path
 
-from miniclip.cache_dir import default_cache_dir
-from miniclip.errors import CheckpointError
+from photosearch.miniclip.cache_dir import default_cache_dir
+from photosearch.miniclip.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from miniclip import concepts
-from miniclip.backbones import build_backbone
-from miniclip.config import ModelConfig
-from miniclip.text_encoders import MiniLMEncoder, ProjectionHead, build_text_encoder
-from miniclip.tokenizer import WordTokenizer
-from miniclip.transforms import describe, eval_transform, train_transform
+from photosearch.miniclip import concepts
+from photosearch.miniclip.backbones import build_backbone
+from photosearch.miniclip.config import ModelConfig
+from photosearch.miniclip.text_encoders import MiniLMEncoder, ProjectionHead, build_text_encoder
+from photosearch.miniclip.tokenizer import WordTokenizer
+from photosearch.miniclip.transforms import describe, eval_transform, train_transform
 
 MAX_LOGIT_SCALE = math.log(100.0)
 

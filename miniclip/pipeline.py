@@ -12,18 +12,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from miniclip import plots
-from miniclip.checkpoint import save_checkpoint
-from miniclip.config import PRESETS, ModelConfig, TrainConfig
-from miniclip.data import CaptionSet, epoch_batches, load_captions, split_by_image
-from miniclip.errors import DataError
-from miniclip.evaluation import evaluate
-from miniclip.features import FeatureCache
-from miniclip.loss import ClipLoss
-from miniclip.metrics import random_baseline, retrieval_metrics
-from miniclip.model import MiniCLIP
-from miniclip.tokenizer import WordTokenizer
-from miniclip.train import EpochReport, fit
+from photosearch.miniclip import plots
+from photosearch.miniclip.checkpoint import save_checkpoint
+from photosearch.miniclip.config import PRESETS, ModelConfig, TrainConfig
+from photosearch.miniclip.data import CaptionSet, epoch_batches, load_captions, split_by_image
+from photosearch.miniclip.errors import DataError
+from photosearch.miniclip.evaluation import evaluate
+from photosearch.miniclip.features import FeatureCache
+from photosearch.miniclip.loss import ClipLoss
+from photosearch.miniclip.metrics import random_baseline, retrieval_metrics
+from photosearch.miniclip.model import MiniCLIP
+from photosearch.miniclip.tokenizer import WordTokenizer
+from photosearch.miniclip.train import EpochReport, fit
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +188,8 @@ def run_training(job: TrainJob, on_epoch: Callable[[EpochReport], None] | None =
 
 def _start_from_minilm_words(model: MiniCLIP, tokenizer: WordTokenizer) -> None:
     """Word embeddings of the vocabulary start from MiniLM's (padding stays zero, specials random)."""
-    from miniclip.tokenizer import SPECIALS
-    from miniclip.word_vectors import minilm_word_vectors
+    from photosearch.miniclip.tokenizer import SPECIALS
+    from photosearch.miniclip.word_vectors import minilm_word_vectors
 
     embed = model.text_encoder.embed
     vectors = minilm_word_vectors(tokenizer.itos[len(SPECIALS):], embed.embedding_dim)

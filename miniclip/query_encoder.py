@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from miniclip.errors import CheckpointError
+from photosearch.miniclip.errors import CheckpointError
 
 BERT_LAYERS = 6
 BERT_HEADS = 12
@@ -156,8 +156,8 @@ def load_query_encoder(path: str | Path) -> QueryEncoder | None:
     """The numpy query encoder of checkpoint `path`, or None when its text tower is not MiniLM."""
     from safetensors import safe_open
 
-    from miniclip.checkpoint_header import read_metadata
-    from miniclip.minilm_files import minilm_folder
+    from photosearch.miniclip.checkpoint_header import read_metadata
+    from photosearch.miniclip.minilm_files import minilm_folder
 
     path = Path(path)
     meta = read_metadata(path)

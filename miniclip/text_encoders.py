@@ -14,9 +14,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from miniclip.config import ModelConfig
-from miniclip.errors import CheckpointError
-from miniclip.minilm_files import minilm_source
+from photosearch.miniclip.config import ModelConfig
+from photosearch.miniclip.errors import CheckpointError
+from photosearch.miniclip.minilm_files import minilm_source
 
 log = logging.getLogger(__name__)
 

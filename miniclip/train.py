@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from miniclip.config import TrainConfig
+from photosearch.miniclip.config import TrainConfig
 
 
 @dataclass

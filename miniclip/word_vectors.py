@@ -21,7 +21,7 @@ def minilm_word_vectors(words: list[str], dim: int) -> np.ndarray | None:
     from safetensors import safe_open
     from tokenizers import Tokenizer
 
-    from miniclip.minilm_files import minilm_folder
+    from photosearch.miniclip.minilm_files import minilm_folder
 
     folder = minilm_folder()
     if folder is None:

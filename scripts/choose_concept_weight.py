@@ -13,11 +13,11 @@ import argparse
 import json
 from pathlib import Path
 
-from miniclip.checkpoint import load_checkpoint
-from miniclip.data import load_captions
-from miniclip.evaluation import image_search_vectors, text_search_vectors
-from miniclip.features import FeatureCache
-from miniclip.metrics import retrieval_metrics
+from photosearch.miniclip.checkpoint import load_checkpoint
+from photosearch.miniclip.data import load_captions
+from photosearch.miniclip.evaluation import image_search_vectors, text_search_vectors
+from photosearch.miniclip.features import FeatureCache
+from photosearch.miniclip.metrics import retrieval_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = {

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from miniclip.checkpoint import load_checkpoint, save_checkpoint
-from miniclip.data import load_captions
-from miniclip.features import FeatureCache
+from photosearch.miniclip.checkpoint import load_checkpoint, save_checkpoint
+from photosearch.miniclip.data import load_captions
+from photosearch.miniclip.features import FeatureCache
 
 
 def main() -> None:

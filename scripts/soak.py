@@ -34,10 +34,10 @@ BAD_PREFIX = "bad-"  # bad files are never moved or edited, so their names say w
 def build_tiny_checkpoint(path: Path) -> Path:
     import torch
 
-    from miniclip.checkpoint import save_checkpoint
-    from miniclip.config import PRESETS, with_overrides
-    from miniclip.model import MiniCLIP
-    from miniclip.tokenizer import WordTokenizer
+    from photosearch.miniclip.checkpoint import save_checkpoint
+    from photosearch.miniclip.config import PRESETS, with_overrides
+    from photosearch.miniclip.model import MiniCLIP
+    from photosearch.miniclip.tokenizer import WordTokenizer
 
     torch.manual_seed(0)
     config = with_overrides(PRESETS["tiny"], text_encoder="lstm")
@@ -54,7 +54,7 @@ class Daemon:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        command = [sys.executable, "-c", "from cli.main import cli; cli()", "--library", str(self.library),
+        command = [sys.executable, "-c", "from photosearch.cli.main import cli; cli()", "--library", str(self.library),
                    "watch", str(self.root), "--checkpoint", str(self.checkpoint), "--settle", "0.3", "--poll", "0.5"]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
         with open(self.log, "a") as log:
@@ -186,8 +186,8 @@ class Driver:
 
 def settle(library: Path, timeout: float):
     """Audit the library (read-only) until it matches the disk or `timeout` runs out."""
-    from indexer.audit import audit
-    from storage import Library
+    from photosearch.indexer.audit import audit
+    from photosearch.storage import Library
 
     deadline = time.monotonic() + timeout
     while True:
@@ -203,7 +203,7 @@ def settle(library: Path, timeout: float):
 
 def bad_files_recorded(library: Path, driver: Driver) -> list[str]:
     """Problems: a bad file that is not `failed` with a reason, or a good one that is not indexed."""
-    from storage import Library
+    from photosearch.storage import Library
 
     problems = []
     with Library.open(library, read_only=True) as lib:
@@ -266,7 +266,7 @@ def main() -> int:
         if daemon.alive():
             daemon.stop(signal.SIGKILL)
 
-    from storage import Library
+    from photosearch.storage import Library
 
     with Library.open(library) as lib:
         repair = lib.stats()["index_repair"]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from indexer import ipc
+from photosearch.indexer import ipc
 
 HEAVY = ("torch", "transformers", "torchvision", "timm", "sqlalchemy", "faiss")
 
@@ -22,7 +22,7 @@ def _imported(code: str) -> list[str]:
 
 
 def test_storage_package_and_library_dir_import_nothing_heavy():
-    lines = _imported("import storage; from storage import default_library_dir; default_library_dir()")
+    lines = _imported("import photosearch.storage; from photosearch.storage import default_library_dir; default_library_dir()")
     assert lines == ["heavy: []"]
 
 
@@ -34,7 +34,7 @@ def test_storage_names_still_load_on_use():
 def test_query_answered_by_the_daemon_imports_neither_torch_nor_storage_engines(tmp_path):
     canned = {"query": "x", "k": 1, "under": None, "source": "daemon", "model_fingerprint": "f",
               "results": [{"rank": 1, "path": "/p/a.jpg", "score": 0.5}]}
-    code = ("from cli.main import cli\n"
+    code = ("from photosearch.cli.main import cli\n"
             f"try: cli(['--library', {str(tmp_path)!r}, 'query', 'white chair'])\n"
             "except SystemExit: pass")
     with ipc.SocketServer(tmp_path, lambda request: canned, log=lambda m: None):
@@ -46,8 +46,8 @@ def test_query_without_a_daemon_imports_no_torch_with_the_shipped_model(tmp_path
     """The cold path: a MiniLM checkpoint's queries are encoded without torch or transformers."""
     import numpy as np
 
-    from indexer.service import DEFAULT_CHECKPOINT, MODEL_META_KEY, checkpoint_fingerprint
-    from storage import Library, PhotoRecord
+    from photosearch.indexer.service import DEFAULT_CHECKPOINT, MODEL_META_KEY, checkpoint_fingerprint
+    from photosearch.storage import Library, PhotoRecord
 
     if not DEFAULT_CHECKPOINT.is_file():
         import pytest
@@ -61,7 +61,7 @@ def test_query_without_a_daemon_imports_no_torch_with_the_shipped_model(tmp_path
                                   for i in range(3)])
             lib.set_vectors(dict(zip(ids, vectors)))
             lib.set_meta(MODEL_META_KEY, checkpoint_fingerprint(DEFAULT_CHECKPOINT))
-    code = ("from cli.main import cli\n"
+    code = ("from photosearch.cli.main import cli\n"
             f"try: cli(['--library', {str(tmp_path)!r}, 'query', '--paths-only', 'white chair'])\n"
             "except SystemExit: pass")
     lines = _imported(code)

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from cli.library_cmds import COMMANDS
-from indexer import ipc, service
-from indexer.lock import LibraryLock
+from photosearch.cli.library_cmds import COMMANDS
+from photosearch.indexer import ipc, service
+from photosearch.indexer.lock import LibraryLock
 from tests.conftest import COLOURS, SHAPES
 from tests.daemon.conftest import cli_json, draw, run_cli, subprocess_env
 
@@ -151,7 +151,7 @@ def test_query_answered_by_a_daemon_never_imports_torch(tmp_path):
     """Cold start: the client side of `photosearch query` stays light."""
     canned = {"query": "x", "k": 1, "under": None, "source": "daemon", "model_fingerprint": "f",
               "results": [{"rank": 1, "path": "/p/a.jpg", "score": 0.5}]}
-    code = ("import sys; from cli.main import cli\n"
+    code = ("import sys; from photosearch.cli.main import cli\n"
             f"try: cli(['--library', {str(tmp_path)!r}, 'query', 'white chair'])\n"
             "except SystemExit: pass\n"
             "heavy = [m for m in ('torch', 'transformers', 'torchvision', 'timm') if m in sys.modules]\n"
@@ -170,9 +170,9 @@ def test_every_library_command_has_help_with_an_example():
 
 def test_light_constants_match_their_sources():
     """service.py restates three constants to stay torch-free; they must not drift."""
-    from indexer.scanner import MODEL_META_KEY
-    from miniclip.checkpoint import default_checkpoint_path
-    from storage.library import DB_NAME
+    from photosearch.indexer.scanner import MODEL_META_KEY
+    from photosearch.miniclip.checkpoint import default_checkpoint_path
+    from photosearch.storage.library import DB_NAME
 
     assert (service.MODEL_META_KEY, service.DB_NAME) == (MODEL_META_KEY, DB_NAME)
     assert service.DEFAULT_CHECKPOINT == default_checkpoint_path()

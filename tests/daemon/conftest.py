@@ -19,12 +19,12 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import cli
-from indexer import ipc
-from miniclip.checkpoint import save_checkpoint
-from miniclip.config import PRESETS, with_overrides
-from miniclip.model import MiniCLIP
-from miniclip.tokenizer import WordTokenizer
+from photosearch.cli.main import cli
+from photosearch.indexer import ipc
+from photosearch.miniclip.checkpoint import save_checkpoint
+from photosearch.miniclip.config import PRESETS, with_overrides
+from photosearch.miniclip.model import MiniCLIP
+from photosearch.miniclip.tokenizer import WordTokenizer
 from tests.conftest import COLOURS, SHAPES, draw_shape
 
 CAPTIONS = [f"a {colour} {shape}" for colour in COLOURS for shape in SHAPES]
@@ -86,7 +86,7 @@ def eventually(check, timeout: float = 15.0, what: str = "condition", interval: 
 
 def photosearch_command() -> list[str]:
     script = Path(sys.executable).with_name("photosearch")
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from cli.main import cli; cli()"]
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from photosearch.cli.main import cli; cli()"]
 
 
 def subprocess_env() -> dict:

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from indexer import ipc
-from indexer.lock import LibraryLock, LockHeld, holder
+from photosearch.indexer import ipc
+from photosearch.indexer.lock import LibraryLock, LockHeld, holder
 
 
 def test_lock_is_exclusive_and_names_its_holder(tmp_path):
@@ -27,7 +27,7 @@ def test_lock_is_exclusive_and_names_its_holder(tmp_path):
 
 
 def test_lock_of_a_killed_process_is_free(tmp_path):
-    code = f"from indexer.lock import LibraryLock; LibraryLock({str(tmp_path)!r}, 'watch').acquire(); import os; os._exit(0)"
+    code = f"from photosearch.indexer.lock import LibraryLock; LibraryLock({str(tmp_path)!r}, 'watch').acquire(); import os; os._exit(0)"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
     assert holder(tmp_path) is None  # the kernel dropped it with the process
     LibraryLock(tmp_path, "watch").acquire()

@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from indexer import ipc
-from storage import Library, StorageError
+from photosearch.indexer import ipc
+from photosearch.storage import Library, StorageError
 from tests.daemon.conftest import (
     cli_json, draw, draw_noise, eventually, photosearch_command, run_cli, subprocess_env,
 )

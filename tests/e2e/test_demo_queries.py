@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer import service
+from photosearch.indexer import service
 
 REPO = Path(__file__).resolve().parents[2]
 PHOTOS = REPO / "examples" / "photos"

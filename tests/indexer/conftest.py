@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from indexer.embedder import Embedder
-from indexer.scanner import Scanner
-from storage import Library
+from photosearch.indexer.embedder import Embedder
+from photosearch.indexer.scanner import Scanner
+from photosearch.storage import Library
 from tests.indexer.stand_ins import ColourModel
 
 

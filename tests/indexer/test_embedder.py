@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from indexer.embedder import Embedder
-from indexer.fingerprint import file_fingerprint
+from photosearch.indexer.embedder import Embedder
+from photosearch.indexer.fingerprint import file_fingerprint
 from tests.indexer.stand_ins import ColourModel, make_photo
 
 
@@ -58,8 +58,8 @@ def test_a_wrong_output_shape_is_a_bug_not_a_bad_photo(tmp_path):
 
 @pytest.mark.slow
 def test_real_miniclip_tiny_preset(tmp_path):
-    model_module = pytest.importorskip("miniclip.model")
-    config = pytest.importorskip("miniclip.config")
+    model_module = pytest.importorskip("photosearch.miniclip.model")
+    config = pytest.importorskip("photosearch.miniclip.config")
     model = model_module.MiniCLIP(config.PRESETS["tiny"]).eval()
     paths = [make_photo(tmp_path / f"{i}.jpg", (i * 80, 40, 200), (300, 200)) for i in range(3)]
     with Embedder(model, batch_size=2) as embedder:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image
 
-from indexer.images import (
+from photosearch.indexer.images import (
     PhotoDecodeError,
     SUPPORTED_EXTENSIONS,
     is_supported,

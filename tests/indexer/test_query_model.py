@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from indexer import service
-from miniclip.query_encoder import QueryEncoder
+from photosearch.indexer import service
+from photosearch.miniclip.query_encoder import QueryEncoder
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.embedder import Embedder
-from indexer.folders import PathFilter, walk_photos
-from indexer.scanner import ModelMismatchError, Scanner
-from storage import FAILED, INDEXED, MISSING, Library
+from photosearch.indexer.embedder import Embedder
+from photosearch.indexer.folders import PathFilter, walk_photos
+from photosearch.indexer.scanner import ModelMismatchError, Scanner
+from photosearch.storage import FAILED, INDEXED, MISSING, Library
 from tests.indexer.stand_ins import ColourModel, make_photo
 
 
@@ -135,7 +135,7 @@ def test_bad_files_fail_with_a_reason_and_do_not_stop_the_run(tmp_path, lib, sca
 def test_unreadable_file_is_recorded_even_as_root(tmp_path, lib, scanner, monkeypatch):
     """The fingerprint read fails with EACCES (simulated: real file modes are in
     tests/reliability/test_permissions.py, which also runs as root)."""
-    import indexer.scanner as scanner_module
+    import photosearch.indexer.scanner as scanner_module
 
     make_photo(tmp_path / "ok.jpg")
     locked = make_photo(tmp_path / "locked.jpg", (5, 5, 5))
@@ -272,9 +272,9 @@ def test_sync_paths_and_move_path(tmp_path, lib, scanner, model):
 
 _KILLED_SCAN = """
 import sys, time
-from indexer.embedder import Embedder
-from indexer.scanner import Scanner
-from storage import Library
+from photosearch.indexer.embedder import Embedder
+from photosearch.indexer.scanner import Scanner
+from photosearch.storage import Library
 from tests.indexer.stand_ins import ColourModel
 
 class Slow(ColourModel):

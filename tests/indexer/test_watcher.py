@@ -15,10 +15,10 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from indexer.embedder import Embedder
-from indexer.scanner import Scanner
-from indexer.watcher import CHANGED, DELETED, FOLDER, MOVED, Change, Watcher
-from storage import INDEXED, MISSING, Library
+from photosearch.indexer.embedder import Embedder
+from photosearch.indexer.scanner import Scanner
+from photosearch.indexer.watcher import CHANGED, DELETED, FOLDER, MOVED, Change, Watcher
+from photosearch.storage import INDEXED, MISSING, Library
 from tests.indexer.stand_ins import ColourModel, make_photo
 
 

@@ -6,12 +6,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli.main import cli
-from miniclip.checkpoint import load_checkpoint, save_checkpoint
-from miniclip.config import PRESETS, with_overrides
-from miniclip.errors import CheckpointError
-from miniclip.model import MiniCLIP
-from miniclip.tokenizer import WordTokenizer
+from photosearch.cli.main import cli
+from photosearch.miniclip.checkpoint import load_checkpoint, save_checkpoint
+from photosearch.miniclip.config import PRESETS, with_overrides
+from photosearch.miniclip.errors import CheckpointError
+from photosearch.miniclip.model import MiniCLIP
+from photosearch.miniclip.tokenizer import WordTokenizer
 
 CAPTIONS = ["a red circle", "a blue square", "a green triangle"]
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from miniclip.metrics import image_to_text_ranks, random_baseline, retrieval_metrics, text_to_image_ranks
+from photosearch.miniclip.metrics import image_to_text_ranks, random_baseline, retrieval_metrics, text_to_image_ranks
 
 
 def naive_t2i(sim, owners):

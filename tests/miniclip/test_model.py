@@ -2,9 +2,9 @@
 
 import torch
 
-from miniclip.config import PRESETS, with_overrides
-from miniclip.model import MiniCLIP
-from miniclip.tokenizer import WordTokenizer
+from photosearch.miniclip.config import PRESETS, with_overrides
+from photosearch.miniclip.model import MiniCLIP
+from photosearch.miniclip.tokenizer import WordTokenizer
 
 
 def test_frozen_backbone_stays_in_eval_mode_and_unchanged_while_training():

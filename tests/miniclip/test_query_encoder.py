@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from miniclip import checkpoint as ckpt
-from miniclip.config import PRESETS
-from miniclip.model import MiniCLIP
-from miniclip.query_encoder import load_query_encoder
-from miniclip.tokenizer import WordTokenizer
+from photosearch.miniclip import checkpoint as ckpt
+from photosearch.miniclip.config import PRESETS
+from photosearch.miniclip.model import MiniCLIP
+from photosearch.miniclip.query_encoder import load_query_encoder
+from photosearch.miniclip.tokenizer import WordTokenizer
 
 QUERIES = [
     "white chair",
@@ -60,7 +60,7 @@ def test_word_level_checkpoints_use_the_torch_model(tmp_path):
 
 
 def test_a_broken_file_is_a_checkpoint_error(tmp_path):
-    from miniclip.errors import CheckpointError
+    from photosearch.miniclip.errors import CheckpointError
 
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a checkpoint")
@@ -80,7 +80,7 @@ def test_text_side_only_load_encodes_queries_as_the_full_model(tmp_path):
     assert text_only.image_trunk is None and text_only.fingerprint == full.fingerprint
     np.testing.assert_allclose(text_only.encode_search_texts(["a red circle", "blue"]),
                                full.encode_search_texts(["a red circle", "blue"]), atol=1e-6)
-    probe = (f"from indexer.service import load_query_model; m = load_query_model({str(path)!r}); "
+    probe = (f"from photosearch.indexer.service import load_query_model; m = load_query_model({str(path)!r}); "
              "m.encode_search_texts(['a red circle']); import sys; "
              "print(sorted(x for x in ('torchvision', 'timm') if x in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
@@ -91,7 +91,7 @@ def test_text_side_only_load_encodes_queries_as_the_full_model(tmp_path):
 def test_fine_tuned_minilm_layers_come_from_the_checkpoint(tmp_path):
     import torch
 
-    from miniclip.config import with_overrides
+    from photosearch.miniclip.config import with_overrides
 
     torch.manual_seed(0)
     model = MiniCLIP(with_overrides(PRESETS["default"], minilm_finetune_layers=1))

@@ -1,4 +1,4 @@
-from miniclip.tokenizer import WordTokenizer, split_words
+from photosearch.miniclip.tokenizer import WordTokenizer, split_words
 
 
 def test_split_lowercases_and_separates_punctuation():

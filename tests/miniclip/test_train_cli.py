@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from photosearch.cli.main import cli
 
 
 def run(*args):
@@ -81,7 +81,7 @@ def test_missing_and_unreadable_images_are_skipped_and_counted(shapes_dataset, t
 
 
 def test_finetune_backbone_trains_end_to_end_and_saves_the_backbone(shapes_dataset, tmp_path):
-    from miniclip.checkpoint import load_checkpoint
+    from photosearch.miniclip.checkpoint import load_checkpoint
 
     result = run(
         "train", "--captions-json", shapes_dataset["train"], "--image-root", shapes_dataset["images"],

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from miniclip.config import PRESETS, with_overrides
-from miniclip.model import MiniCLIP
-from miniclip.tokenizer import SPECIALS, WordTokenizer
-from miniclip.word_vectors import minilm_word_vectors
+from photosearch.miniclip.config import PRESETS, with_overrides
+from photosearch.miniclip.model import MiniCLIP
+from photosearch.miniclip.tokenizer import SPECIALS, WordTokenizer
+from photosearch.miniclip.word_vectors import minilm_word_vectors
 
 BUNDLED_CAPTIONS = Path(__file__).resolve().parent.parent.parent / "examples" / "photos" / "captions.json"
 
@@ -43,7 +43,7 @@ def test_wider_than_minilm_pads_with_zeros(vocabulary):
 
 
 def test_training_starts_the_vocabulary_from_minilm_and_keeps_padding_zero(vocabulary):
-    from miniclip.pipeline import _start_from_minilm_words
+    from photosearch.miniclip.pipeline import _start_from_minilm_words
 
     tokenizer = WordTokenizer(vocabulary[:50])
     model = MiniCLIP(with_overrides(PRESETS["tiny"], word_dim=16), tokenizer)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from indexer.audit import Audit, audit
+from photosearch.indexer.audit import Audit, audit
 from tests.reliability.catalogue import CHECKS, KINDS, Check
 
 

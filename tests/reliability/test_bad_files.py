@@ -9,9 +9,9 @@ import os
 import pytest
 from PIL import Image
 
-from indexer.embedder import Embedder
-from indexer.scanner import Scanner
-from storage import FAILED, INDEXED, Library
+from photosearch.indexer.embedder import Embedder
+from photosearch.indexer.scanner import Scanner
+from photosearch.storage import FAILED, INDEXED, Library
 from tests.indexer.stand_ins import ColourModel, make_photo
 from tests.reliability.bad_files import GALLERY
 

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 from watchdog.events import FileCreatedEvent
 
-import indexer.watcher as watcher_module
-from indexer.embedder import Embedder
-from indexer.scanner import Scanner
-from indexer.watcher import Watcher
-from storage import IndexSaveError, Library, StorageError
-from storage.index_file import INDEX_NAME, SIDECAR_NAME, file_facts
+import photosearch.indexer.watcher as watcher_module
+from photosearch.indexer.embedder import Embedder
+from photosearch.indexer.scanner import Scanner
+from photosearch.indexer.watcher import Watcher
+from photosearch.storage import IndexSaveError, Library, StorageError
+from photosearch.storage.index_file import INDEX_NAME, SIDECAR_NAME, file_facts
 from tests.indexer.stand_ins import ColourModel, make_photo
 from tests.storage.conftest import fill, unit_vectors
 
@@ -35,7 +35,7 @@ REAL_WRITE_INDEX = faiss.write_index
 SAVER = """
 import sys
 import numpy as np
-from storage import Library
+from photosearch.storage import Library
 
 lib = Library.open(sys.argv[1])
 rng = np.random.default_rng(int(sys.argv[2]))
@@ -153,7 +153,7 @@ def test_disk_full_while_the_watcher_saves(tmp_path, monkeypatch, caplog, ledger
         before = (tmp_path / "lib" / INDEX_NAME).read_bytes()
         watcher = Watcher(scanner, [root], settle_s=0.0, save_interval_s=0.0)
         monkeypatch.setattr(faiss, "write_index", disk_full)
-        with caplog.at_level(logging.INFO, logger="indexer"):
+        with caplog.at_level(logging.INFO, logger="photosearch.indexer"):
             for i in range(3):  # the disk stays full: every change is still applied
                 photo = make_photo(root / f"new{i}.jpg", (60 * i, 200, 9))
                 watcher.handler.dispatch(FileCreatedEvent(str(photo)))
@@ -233,7 +233,7 @@ def test_a_batch_that_cannot_be_written_is_retried_not_dropped(tmp_path, monkeyp
         monkeypatch.setattr(scanner, "sync_paths", busy_once)
         photo = make_photo(root / "second.jpg", (200, 9, 9))
         watcher.handler.dispatch(FileCreatedEvent(str(photo)))
-        with caplog.at_level(logging.INFO, logger="indexer"):
+        with caplog.at_level(logging.INFO, logger="photosearch.indexer"):
             watcher.process_once()
         assert lib.get_by_path(str(photo)) is None and not watcher.idle()  # kept for a retry
         assert "retrying" in caplog.text

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from indexer import daemon, ipc
-from indexer.embedder import Embedder
-from miniclip.checkpoint import load_checkpoint
-from storage import FAILED, INDEXED, Library
+from photosearch.indexer import daemon, ipc
+from photosearch.indexer.embedder import Embedder
+from photosearch.miniclip.checkpoint import load_checkpoint
+from photosearch.storage import FAILED, INDEXED, Library
 from tests.daemon.conftest import draw, eventually
 from tests.reliability.bad_files import GALLERY
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from cli.main import cli
+from photosearch.cli.main import cli
 from tests.conftest import make_shapes_set
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer.embedder import Embedder
-from indexer.scanner import Scanner
-from storage import FAILED, INDEXED, Library
+from photosearch.indexer.embedder import Embedder
+from photosearch.indexer.scanner import Scanner
+from photosearch.storage import FAILED, INDEXED, Library
 from tests.indexer.stand_ins import ColourModel, make_photo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,9 +24,9 @@ UNPRIVILEGED = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
 
 SCAN = """
 import json, sys
-from indexer.embedder import Embedder
-from indexer.scanner import Scanner
-from storage import Library
+from photosearch.indexer.embedder import Embedder
+from photosearch.indexer.scanner import Scanner
+from photosearch.storage import Library
 from tests.indexer.stand_ins import ColourModel
 
 with Library.open(sys.argv[1]) as lib, Embedder(ColourModel(), workers=1) as embedder:

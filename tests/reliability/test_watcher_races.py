@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 from watchdog.events import DirCreatedEvent, FileCreatedEvent
 
-import indexer.scanner as scanner_module
-from indexer.embedder import Embedder
-from indexer.scanner import Scanner
-from indexer.watcher import Watcher
-from storage import INDEXED, Library
+import photosearch.indexer.scanner as scanner_module
+from photosearch.indexer.embedder import Embedder
+from photosearch.indexer.scanner import Scanner
+from photosearch.indexer.watcher import Watcher
+from photosearch.storage import INDEXED, Library
 from tests.daemon.conftest import draw_noise, eventually
 from tests.indexer.stand_ins import ColourModel, make_photo
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from storage import Library, PhotoRecord
+from photosearch.storage import Library, PhotoRecord
 
 
 def percentiles(seconds: list[float]) -> str:

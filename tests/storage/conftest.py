@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from storage import Library, PhotoRecord
+from photosearch.storage import Library, PhotoRecord
 
 DIM = 16
 

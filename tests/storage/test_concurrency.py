@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 
-from storage import Library
+from photosearch.storage import Library
 
 from .conftest import brute_force, fill, unit_vectors
 
@@ -22,7 +22,7 @@ READER = textwrap.dedent(
     """
     import json, sys, time
     import numpy as np
-    from storage import Library
+    from photosearch.storage import Library
 
     folder, target = sys.argv[1], int(sys.argv[2])
     query = np.ones(16, dtype=np.float32) / 4

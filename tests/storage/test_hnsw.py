@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from storage import IndexConfig, Library, recall_at_k
+from photosearch.storage import IndexConfig, Library, recall_at_k
 
 from .conftest import brute_force, fill, unit_vectors
 

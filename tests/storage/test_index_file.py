@@ -11,8 +11,8 @@ import faiss
 import numpy as np
 import pytest
 
-from storage import IndexSaveError, Library
-from storage.index_file import INDEX_NAME, SIDECAR_NAME, file_facts
+from photosearch.storage import IndexSaveError, Library
+from photosearch.storage.index_file import INDEX_NAME, SIDECAR_NAME, file_facts
 
 from .conftest import brute_force, fill, unit_vectors
 
@@ -155,7 +155,7 @@ def test_clearing_all_vectors_removes_the_index_file(saved):
 @pytest.fixture(params=["flat", "hnsw"])
 def saved_kind(request, tmp_path):
     """A closed library folder of 300 photos with a flat or an HNSW index file."""
-    from storage import IndexConfig
+    from photosearch.storage import IndexConfig
 
     config = IndexConfig(kind=request.param)
     vectors = unit_vectors(300)

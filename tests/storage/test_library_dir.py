@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from storage import Library, default_library_dir
+from photosearch.storage import Library, default_library_dir
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from storage import Library, SchemaError, StorageError
-from storage.migrations import SCHEMA_VERSION
-from storage.tables import Base
+from photosearch.storage import Library, SchemaError, StorageError
+from photosearch.storage.migrations import SCHEMA_VERSION
+from photosearch.storage.tables import Base
 
 V1_SCHEMA = """
 CREATE TABLE meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL);

@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from storage import (
+from photosearch.storage import (
     FAILED, INDEXED, MISSING, PENDING, ClosedError, DimensionError, Library, PathConflictError,
     PhotoNotFoundError, PhotoRecord, StorageError,
 )

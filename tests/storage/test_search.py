@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from storage import IndexConfig, Library, PhotoNotFoundError, SearchHit
+from photosearch.storage import IndexConfig, Library, PhotoNotFoundError, SearchHit
 
 from .conftest import brute_force, fill, record, unit_vectors
 

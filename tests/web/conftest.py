@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image
 
-from indexer import service
-from indexer.web import LibraryBackend, make_server, url
+from photosearch.indexer import service
+from photosearch.indexer.web import LibraryBackend, make_server, url
 from tests.daemon.conftest import draw, tiny_checkpoint  # noqa: F401 - a fixture
 
 SHAPES = [("red", "circle"), ("red", "square"), ("blue", "circle"), ("green", "triangle"), ("yellow", "square")]

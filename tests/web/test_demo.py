@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from indexer import demo
-from indexer.lock import LibraryLock
+from photosearch.cli.main import cli
+from photosearch.indexer import demo
+from photosearch.indexer.lock import LibraryLock
 from tests.daemon.conftest import draw
 
 LINE = re.compile(r"^(\d+)\. (/.+) \(score: (-?\d+\.\d{3})\)$")

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from indexer import web
+from photosearch.indexer import web
 
 TRAVERSALS = [
     "/photo/../../etc/passwd",

@@ -8,10 +8,10 @@ import os
 import pytest
 from PIL import Image
 
-from indexer import service
-from indexer.ipc import SocketServer
-from indexer.web import ASSETS, DEFAULT_K, LibraryBackend
-from storage import Library
+from photosearch.indexer import service
+from photosearch.indexer.ipc import SocketServer
+from photosearch.indexer.web import ASSETS, DEFAULT_K, LibraryBackend
+from photosearch.storage import Library
 
 RESULT_FIELDS = {"rank", "id", "path", "name", "score", "thumb", "photo"}
 

@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image
 
-from indexer.images import PhotoDecodeError
-from indexer.thumbnails import SIZE, Thumbnails
+from photosearch.indexer.images import PhotoDecodeError
+from photosearch.indexer.thumbnails import SIZE, Thumbnails
 from tests.daemon.conftest import draw
 
 
