@@ -4,7 +4,8 @@ The demo library is its own folder, `$XDG_DATA_HOME/photosearch-demo` (else
 `~/.local/share/photosearch-demo`), next to the default library and never mixed into it;
 `--library` picks another. Indexing is incremental (indexer.scanner): a second run embeds
 nothing. The bundled photos are `examples/photos/images` (MS-COCO photos under CC BY /
-CC BY-SA, see examples/photos/LICENSE.md).
+CC BY-SA, see examples/photos/LICENSE.md), package data of the installed `photosearch.examples`.
+The result grids are drawn with Pillow (matplotlib is only in the `train` extra).
 
 Queries go through `indexer.web.LibraryBackend`, like the web page's: the library's daemon
 answers when it runs, else a model loaded once in this process.
@@ -23,11 +24,15 @@ from photosearch.indexer.images import PhotoDecodeError
 from photosearch.indexer.lock import LockHeld
 from photosearch.indexer.web import DEFAULT_PORT, HttpError, LibraryBackend
 
-BUNDLED_PHOTOS = service.REPO_ROOT / "examples" / "photos" / "images"
+# The package's own folder: the repository root in a checkout, site-packages/photosearch installed.
+BUNDLED_PHOTOS = Path(__file__).resolve().parent.parent / "examples" / "photos" / "images"
 DEMO_LIBRARY_NAME = "photosearch-demo"
 BATCH_QUERIES = ("a red stop sign", "a laptop on a desk", "pizza on a plate", "a cat",
                  "a bus on the street", "a white chair")
 GRID_COLUMNS = 5
+CELL = 200  # a result grid's thumbnail box, in pixels
+PAD = 12  # margins around the grid and between cells, in pixels
+LINE_GAP = 4  # between lines of text, in pixels
 
 
 def demo_library_dir() -> Path:
@@ -109,35 +114,81 @@ class Demo:
 
 
 def save_grid(title: str, cells: list, path: Path) -> Path:
-    """A figure titled `title` with one thumbnail per (hit, image) cell, its rank and score."""
-    import matplotlib
+    """A PNG headed by `title` with one thumbnail per (hit, image) cell, its rank, score and name.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Thumbnails keep their aspect ratio inside a square box; a cell whose image is None is a
+    grey box. Names too long for a cell are shortened with "..."; the title wraps.
+    """
+    from PIL import Image, ImageDraw, ImageOps
 
+    font, small = _font(15), _font(12)
     columns = max(1, min(GRID_COLUMNS, len(cells)))
     rows = max(1, -(-len(cells) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows + 0.5), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (hit, image) in zip(axes.flat, cells):
-        if image is not None:
-            ax.imshow(image)
-        ax.set_title(f"{hit['rank']}. score {hit['score']:.3f}", fontsize=9)
-        ax.text(0.5, -0.04, _short(hit["name"]), transform=ax.transAxes, ha="center", va="top", fontsize=7)
+    cell_w, label_h = CELL + 2 * PAD, 2 * LINE_GAP + 30 + PAD
+    width = columns * cell_w + PAD
+    title_lines = _wrap(f"query: {title}", font, width - 2 * PAD)
+    top = PAD + len(title_lines) * (15 + LINE_GAP) + PAD
+    height = top + (rows * (CELL + label_h) if cells else 20) + PAD
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, line in enumerate(title_lines):
+        draw.text((PAD, PAD + i * (15 + LINE_GAP)), line, fill="black", font=font)
     if not cells:
-        axes[0, 0].text(0.5, 0.5, "no photos found", ha="center", va="center")
-    fig.suptitle(title, fontsize=12)
-    fig.tight_layout()
+        draw.text((PAD, top), "no photos found", fill="dimgray", font=font)
+    for i, (hit, image) in enumerate(cells):
+        x, y = PAD + (i % columns) * cell_w, top + (i // columns) * (CELL + label_h)
+        if image is None:
+            draw.rectangle((x, y, x + CELL - 1, y + CELL - 1), fill="lightgray")
+        else:
+            thumb = ImageOps.contain(image, (CELL, CELL))  # aspect ratio kept
+            canvas.paste(thumb, (x + (CELL - thumb.width) // 2, y + (CELL - thumb.height) // 2))
+        labels = (f"{hit['rank']}. score {hit['score']:.3f}", _fit(hit["name"], small, CELL))
+        for j, (text, face) in enumerate(zip(labels, (font, small))):
+            draw.text((x, y + CELL + LINE_GAP + j * 17), _drawable(text, face), fill="black", font=face)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    canvas.save(path)
     return path
+
+
+def _font(size: int):
+    """Pillow's default font at `size` (a scalable one where Pillow has FreeType)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow < 10.1, or no FreeType: the small bitmap font
+        return ImageFont.load_default()
+
+
+def _drawable(text: str, font) -> str:
+    """The bitmap fallback font only draws Latin-1; FreeType fonts draw what they have glyphs for."""
+    from PIL import ImageFont
+
+    if isinstance(font, ImageFont.FreeTypeFont):
+        return text
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def _fit(text: str, font, width: int) -> str:
+    """`text`, shortened with "..." until it fits in `width` pixels."""
+    text = _drawable(text, font)
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "...") > width:
+        text = text[:-1]
+    return text + "..."
+
+
+def _wrap(text: str, font, width: int) -> list[str]:
+    """`text` as lines of whole words that fit in `width` pixels (a word too long is shortened)."""
+    lines: list[str] = []
+    for word in _drawable(text, font).split() or [""]:
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(_fit(word, font, width))
+    return lines
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "query"
-
-
-def _short(name: str, limit: int = 30) -> str:
-    return name if len(name) <= limit else name[: limit - 1] + "…"

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -132,3 +133,14 @@ def test_a_running_daemon_keeps_the_library_indexed_instead(tmp_path, photos, ti
     assert result.exit_code == 0, result.output
     assert "not indexing: photosearch watch is already running" in result.stderr
     assert LINE.match(result.stdout.splitlines()[0])
+
+
+def test_grid_keeps_thumbnails_aspect_ratio(tmp_path):
+    from PIL import Image
+
+    wide = Image.new("RGB", (256, 128), "red")  # 2:1, must not be squashed into the square box
+    cells = [({"rank": 1, "score": 0.5, "name": "x" * 200 + ".jpg"}, wide), ({"rank": 2, "score": 0.25, "name": "b.jpg"}, None)]
+    grid = Image.open(demo.save_grid("a red thing " * 20, cells, tmp_path / "g.png")).convert("RGB")
+    assert grid.width == 2 * (demo.CELL + 2 * demo.PAD) + demo.PAD  # long names and titles don't widen it
+    ys, xs = np.nonzero((np.asarray(grid) == (255, 0, 0)).all(axis=2))
+    assert (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) == (demo.CELL, demo.CELL // 2)
