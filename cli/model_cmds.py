@@ -1,12 +1,28 @@
-"""Model commands: `train` and `evaluate`. Heavy imports happen inside the commands."""
+"""Model commands: `train`, `evaluate` and `export`. Heavy imports happen inside the commands.
+
+All three need torch, which only the `train` extra installs; without it they say, in one line,
+what to install.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import click
 
 from photosearch.cli.errors import user_errors
+
+TRAINING_MODULES = ("torch", "timm", "transformers")  # what the `train` extra adds for these commands
+
+
+def require_training_extra(command: str) -> None:
+    """A one-line ClickException when the `train` extra (torch, ...) is not installed."""
+    missing = [name for name in TRAINING_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(
+            f"photosearch {command} needs the training extra ({', '.join(missing)} not installed): "
+            "pip install 'photosearch[train]' (from a checkout: pip install -e '.[train]')")
 
 
 @click.command()
@@ -39,6 +55,7 @@ def train(**opts) -> None:
     Example:
         photosearch train --captions-json captions.json --image-root photos/ --epochs 30
     """
+    require_training_extra("train")
     with user_errors():
         from photosearch.miniclip.jobs import train_from_options
 
@@ -68,6 +85,7 @@ def evaluate(checkpoints, captions_json, image_root, concept_weight, as_json, ca
         photosearch evaluate --checkpoint checkpoints/default.safetensors \\
             --captions-json dev.json --image-root images/
     """
+    require_training_extra("evaluate")
     with user_errors():
         from photosearch.miniclip.jobs import evaluate_checkpoints
 
@@ -76,6 +94,41 @@ def evaluate(checkpoints, captions_json, image_root, concept_weight, as_json, ca
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(format_table(rows))
+
+
+@click.command()
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint to export (default: the shipped checkpoints/default.safetensors).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def export(checkpoint, as_json) -> None:
+    """Export a checkpoint's image and text towers as ONNX graphs for the torch-free runtime.
+
+    Writes <name>.image.onnx, <name>.text.onnx and <name>.export.json beside the checkpoint:
+    what index, watch, query, serve and demo run. `photosearch train` does this itself; use
+    it for a checkpoint trained before, or when a command says the export is missing or stale.
+
+    \b
+    Example:
+        photosearch export --checkpoint checkpoints/lstm.safetensors
+    """
+    require_training_extra("export")
+    with user_errors():
+        from photosearch.miniclip.checkpoint_header import default_checkpoint_path
+        from photosearch.miniclip.export import export_checkpoint
+
+        path = checkpoint or default_checkpoint_path()
+        try:
+            written = export_checkpoint(path)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write the export beside {path}: {exc.strerror or exc}; "
+                                       "copy the checkpoint into a folder you can write and export that copy") from None
+    if as_json:
+        click.echo(json.dumps(written, indent=2, sort_keys=True))
+        return
+    for file in written.get("paths", []):
+        click.echo(f"wrote {file}")
+    seconds = written.get("seconds")
+    click.echo(f"fingerprint {written.get('fingerprint')}" + (f"  ({seconds:.1f} s)" if seconds is not None else ""))
 
 
 def format_table(rows: dict) -> str:
@@ -90,4 +143,4 @@ def format_table(rows: dict) -> str:
     return "\n".join(lines).rstrip()
 
 
-COMMANDS = [train, evaluate]
+COMMANDS = [train, evaluate, export]
