@@ -18,7 +18,8 @@ A root that does not exist (an unmounted drive), or exists but is empty while th
 has photos under it (an empty mount point), is *missing*: its photos are kept with status
 missing and come back, without re-embedding, when the root does. A root that goes away
 during the scan is treated the same way, never as "every photo was deleted".
-Which files count as photos, and the walk itself, live in `indexer.folders`.
+Which files count as photos, and the walk itself, live in `indexer.folders`; the library
+writes that settle each file, and `ScanReport`, in `indexer.scan_outcomes`.
 
 Embedding goes in batches; each batch's rows and vectors are written in one
 `lib.transaction()`, and the FAISS index is saved every `save_every` batches and at the end,
@@ -34,7 +35,6 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator
 
 from photosearch.storage import INDEXED, MISSING, IndexSaveError, Library, PhotoRecord
@@ -45,28 +45,13 @@ from photosearch.indexer.folders import (
     DiskFile, is_under, library_filter, looks_unmounted, os_error_reason, walk_photos,
 )
 from photosearch.indexer.model_guard import MODEL_META_KEY, ModelMismatchError, check_model  # noqa: F401
+from photosearch.indexer.scan_outcomes import (
+    ScanReport, Waiting, apply_rename, forget_later, gone, record_failure, remove_vanished,
+    settle_without_model, store_embedded, walk_error_recorder,
+)
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]  # (files settled so far, files seen in total)
-
-
-@dataclass
-class ScanReport:
-    """What a reconciliation did; `failures` holds (path, reason) for files and folders."""
-
-    added: int = 0
-    updated: int = 0
-    moved: int = 0
-    removed: int = 0
-    failed: int = 0  # files that could not be indexed, and folders that could not be read
-    unchanged: int = 0
-    missing: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    interrupted: bool = False  # stopped early on request; the rest is left for the next run
-
-    def fail(self, path: str, reason: str) -> None:
-        self.failed += 1
-        self.failures.append((path, reason))
 
 
 class Scanner:
@@ -121,7 +106,7 @@ class Scanner:
                 self.lib.mark_present_under(root)
                 known = {record.path: record for record in self.lib.photos_under(root)}
             errors: list[str] = []
-            disk = list(walk_photos(root, self.path_filter, _collect(report, errors)))
+            disk = list(walk_photos(root, self.path_filter, walk_error_recorder(report, errors)))
             plans.append((disk, known, errors))
             scanned.append(root)
         self._start_progress(sum(len(disk) for disk, _, _ in plans))
@@ -147,13 +132,14 @@ class Scanner:
         """
         self._check_model()
         report, errors = ScanReport(), []
+        on_error = walk_error_recorder(report, errors)
         disk: dict[str, DiskFile] = {}
         known: dict[str, PhotoRecord] = {}
         roots = [root.path for root in self.lib.roots()]
         for path in sorted({os.path.abspath(p) for p in paths}):
             if os.path.isdir(path):
                 root = next((r for r in roots if is_under(path, r)), None)
-                for found in walk_photos(path, self.path_filter, _collect(report, errors), root):
+                for found in walk_photos(path, self.path_filter, on_error, root):
                     disk[found.path] = found
             elif os.path.isfile(path) and self._accepts(path, roots):
                 try:
@@ -162,7 +148,7 @@ class Scanner:
                 except FileNotFoundError:
                     pass  # deleted since its event: it is simply gone
                 except OSError as exc:
-                    _collect(report, errors)(path, os_error_reason(exc))
+                    on_error(path, os_error_reason(exc))
             record = self.lib.get_by_path(path)
             known.update({record.path: record} if record else {})
             if not os.path.isfile(path):  # a folder, or a deleted path that may have been one
@@ -180,25 +166,8 @@ class Scanner:
         that the rename overwrote is forgotten. Nothing is read from disk here.
         """
         src, dest = os.path.abspath(src), os.path.abspath(dest)
-        report = ScanReport()
-        record = self.lib.get_by_path(src)
-        if record is not None:
-            pairs = [(record, dest)]
-        else:
-            pairs = [(r, dest + r.path[len(src):]) for r in self.lib.photos_under(src)]
         roots = [root.path for root in self.lib.roots()]
-        with self.lib.transaction():
-            for record, new_path in pairs:
-                if not self._accepts(new_path, roots):
-                    self.lib.remove(record.id)
-                    report.removed += 1
-                    continue
-                occupant = self.lib.get_by_path(new_path)
-                if occupant is not None and occupant.id != record.id:
-                    self.lib.remove(occupant.id)
-                self.lib.move(record.id, new_path)
-                report.moved += 1
-        return report
+        return apply_rename(self.lib, src, dest, lambda path: self._accepts(path, roots))
 
     # -- reconciliation ----------------------------------------------------------------------
     def _reconcile(self, disk, known: dict[str, PhotoRecord], errors: list[str], report):
@@ -214,7 +183,7 @@ class Scanner:
                 todo.append((found, record))
         # Gone from disk, unless hidden behind a read error; new files may claim them as moves.
         vanished = {p: r for p, r in known.items() if not any(is_under(p, e) for e in errors)}
-        waiting: dict[str, tuple[DiskFile, PhotoRecord | None, str]] = {}
+        waiting: Waiting = {}
         with ThreadPoolExecutor(self.hash_workers, thread_name_prefix="fingerprint") as pool:
             # The embedder pulls paths lazily from _settle, so fingerprinting the next chunk
             # and decoding overlap with the model and the database writes of this one.
@@ -229,16 +198,9 @@ class Scanner:
         if self._stopping():
             report.interrupted = True
             return
-        with self.lib.transaction():
-            for record in vanished.values():
-                if any(is_under(record.path, root) for root in keep_under):
-                    continue
-                current = self.lib.get(record.id)
-                if current is not None and current.path == record.path:
-                    self.lib.remove(record.id)
-                    report.removed += 1
+        remove_vanished(self.lib, vanished, report, keep_under)
 
-    def _settle(self, todo, pool, vanished, waiting, report) -> Iterator[str]:
+    def _settle(self, todo, pool, vanished, waiting: Waiting, report) -> Iterator[str]:
         """Fingerprint chunk by chunk; apply touches, moves, copies and read failures (one
         transaction per chunk) and yield the paths that still need the model."""
         for start in range(0, len(todo), self.batch_size):
@@ -249,61 +211,26 @@ class Scanner:
             needs_model = []
             with self.lib.transaction():
                 for (found, record), (fingerprint, error) in zip(chunk, hashes):
-                    if error is not None and _gone(found.path):
-                        _forget_later(found, record, vanished)
+                    if error is not None and gone(found.path):
+                        forget_later(found, record, vanished)
                     elif error is not None:
-                        self._fail(found, record.fingerprint if record else "", error, report)
-                    elif not self._without_model(found, record, fingerprint, vanished, report):
+                        old = record.fingerprint if record else ""
+                        record_failure(self.lib, found, old, error, report)
+                    elif not settle_without_model(
+                        self.lib, self.embedder.fingerprint, found, record, fingerprint,
+                        vanished, report,
+                    ):
                         waiting[found.path] = (found, record, fingerprint)
                         needs_model.append(found.path)
             self._advance(len(chunk) - len(needs_model))
             yield from needs_model
 
-    def _without_model(self, found, record, fingerprint, vanished, report) -> bool:
-        """Touched (same content), moved, or a copy of an indexed photo: no embedding."""
-        if record is not None and record.status == INDEXED and record.fingerprint == fingerprint:
-            self.lib.update_photo(replace(record, size=found.size, mtime=found.mtime))
-            report.unchanged += 1
-            return True
-        candidates = [c for c in self.lib.find_by_fingerprint(fingerprint) if c.status == INDEXED]
-        for candidate in candidates if record is None else ():
-            # Its old path vanished in this walk, or it lived elsewhere and is gone: a move.
-            if vanished.pop(candidate.path, None) or not os.path.lexists(candidate.path):
-                self.lib.move(candidate.id, found.path)
-                self.lib.update_photo(
-                    replace(candidate, path=found.path, size=found.size, mtime=found.mtime)
-                )
-                report.moved += 1
-                return True
-        for candidate in candidates:
-            vector = self.lib.get_vector(candidate.id)
-            if candidate.model_fingerprint == self.embedder.fingerprint and vector is not None:
-                pid = self.lib.add_photo(_record(found, fingerprint, candidate))
-                self.lib.set_vectors({pid: vector})  # an identical copy: same vector
-                _count_new(report, record)
-                return True
-        return False
-
-    def _store_batch(self, embedded, failed, waiting, vanished, report) -> None:
-        """One model batch: its rows and vectors (and its failures) in one transaction.
-
-        A file deleted since it was fingerprinted is not a failure: it joins `vanished`.
-        """
-        with self.lib.transaction():
-            vectors = {}
-            for path, photo in embedded.items():
-                found, record, fingerprint = waiting.pop(path)
-                row = _record(found, fingerprint, photo, self.embedder.fingerprint)
-                pid = self.lib.add_photo(row)
-                vectors[pid] = photo.vector
-                _count_new(report, record)
-            for path, reason in failed.items():
-                found, record, fingerprint = waiting.pop(path)
-                if _gone(path):
-                    _forget_later(found, record, vanished)
-                else:
-                    self._fail(found, fingerprint, reason, report)
-            self.lib.set_vectors(vectors)
+    def _store_batch(self, embedded, failed, waiting: Waiting, vanished, report) -> None:
+        """One model batch written in one transaction (`store_embedded`), then progress, and
+        a FAISS save every `save_every` batches."""
+        store_embedded(
+            self.lib, self.embedder.fingerprint, embedded, failed, waiting, vanished, report
+        )
         self._advance(len(embedded) + len(failed))
         self._batches += 1
         if self._batches % self.save_every == 0:
@@ -324,10 +251,6 @@ class Scanner:
     def _stopping(self) -> bool:
         return self._stop is not None and self._stop.is_set()
 
-    def _fail(self, found: DiskFile, fingerprint: str, reason: str, report: ScanReport) -> None:
-        self.lib.mark_failed(found.path, reason, found.size, found.mtime, fingerprint)
-        report.fail(found.path, reason)
-
     def _start_progress(self, total: int) -> None:
         self._done, self._total = 0, total
         self._advance(0)
@@ -336,22 +259,6 @@ class Scanner:
         self._done += n
         if self.on_progress is not None:
             self.on_progress(self._done, self._total)
-
-
-def _record(found: DiskFile, fingerprint: str, photo, model_fingerprint: str | None = None):
-    """A fresh pending row for `found`, with size/time facts from an embedding or a twin."""
-    return PhotoRecord(
-        path=found.path, size=found.size, mtime=found.mtime, fingerprint=fingerprint,
-        width=photo.width, height=photo.height, taken_at=photo.taken_at,
-        model_fingerprint=model_fingerprint or getattr(photo, "model_fingerprint", None),
-    )
-
-
-def _count_new(report: ScanReport, record: PhotoRecord | None) -> None:
-    if record is None:
-        report.added += 1
-    else:
-        report.updated += 1
 
 
 def _unchanged(record: PhotoRecord, found: DiskFile) -> bool:
@@ -363,25 +270,3 @@ def _try_fingerprint(path: str) -> tuple[str | None, str | None]:
         return file_fingerprint(path), None
     except OSError as exc:
         return None, os_error_reason(exc)
-
-
-def _gone(path: str) -> bool:
-    """Deleted (or moved away) after the walk saw it: not a failure, just not there."""
-    return not os.path.lexists(path)
-
-
-def _forget_later(found: DiskFile, record: PhotoRecord | None, vanished: dict) -> None:
-    """A known photo whose file went away mid-reconciliation is removed with the other
-    vanished ones (or claimed as a move); a new one is simply never added."""
-    if record is not None:
-        vanished[found.path] = record
-
-
-def _collect(report: ScanReport, errors: list[str]) -> Callable[[str, str], None]:
-    """A walk error handler that records the failure and remembers the path as unreadable."""
-
-    def on_error(path: str, reason: str) -> None:
-        errors.append(path)
-        report.fail(path, reason)
-
-    return on_error

@@ -2,14 +2,15 @@
 
 Two halves, as in watchdog's debounced example:
 
-- `PhotoEventHandler` runs on watchdog's thread. It only filters (photo extensions,
-  hidden and junk folders, exclude globs) and puts `Change`s on a queue; it never touches
-  the disk or the library.
+- `PhotoEventHandler` (in `indexer.photo_events`) runs on watchdog's thread. It only
+  filters (photo extensions, hidden and junk folders, exclude globs) and puts `Change`s on
+  a queue; it never touches the disk or the library.
 - `Watcher`'s worker thread drains the queue into a set of pending paths and applies them
   through the scanner (`Scanner.sync_paths` / `Scanner.move_path`, so the watcher has no
-  reconciliation logic of its own) once they have settled: a file is ready when its size
-  and mtime have not changed for `settle_s`, so a photo still being copied is never
-  embedded half-written. A new folder is expanded into its files, each settled on its own.
+  reconciliation logic of its own) once they have settled (`indexer.settling`): a file is
+  ready when its size and mtime have not changed for `settle_s`, so a photo still being
+  copied is never embedded half-written. A new folder is expanded into its files, each
+  settled on its own.
 
 Deletions wait until no new file is still settling (at most `hold_deletes_s`), so a photo
 moved between two watched roots (seen as delete + create) is recognised as a move by its
@@ -24,78 +25,22 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from photosearch.storage import StorageError
 
-from photosearch.indexer.folders import PathFilter, is_under, walk_photos
+from photosearch.indexer.folders import is_under, walk_photos
+from photosearch.indexer.photo_events import (  # noqa: F401 - names importable from here too
+    CHANGED, DELETED, FOLDER, MOVED, Change, PhotoEventHandler,
+)
 from photosearch.indexer.scanner import ScanReport, Scanner
+from photosearch.indexer.settling import SettlingPaths
 
 log = logging.getLogger(__name__)
 
-CHANGED, FOLDER, DELETED, MOVED = "changed", "folder", "deleted", "moved"
 RETRY_S = 5.0  # a batch that could not be applied (disk full, database busy) is retried after this
-
-
-@dataclass(frozen=True)
-class Change:
-    """One filtered filesystem event: `kind` is changed/folder/deleted/moved."""
-
-    kind: str
-    path: str
-    dest: str | None = None  # for moves
-
-
-class PhotoEventHandler(FileSystemEventHandler):
-    """Turns watchdog events about photos into `Change`s on `changes`; nothing else."""
-
-    def __init__(self, changes: queue.Queue, roots: Iterable[str], path_filter: PathFilter):
-        super().__init__()
-        self.changes = changes
-        self.roots = sorted((os.path.abspath(r) for r in roots), key=len, reverse=True)
-        self.path_filter = path_filter
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        path, kind = os.fsdecode(event.src_path), event.event_type
-        if kind == "moved":  # only a move between two wanted names is a move for us
-            dest = os.fsdecode(event.dest_path)
-            src_wanted = self.wants(path, event.is_directory)
-            dest_wanted = self.wants(dest, event.is_directory)
-            if src_wanted and dest_wanted:
-                self.changes.put(Change(MOVED, path, dest))
-            elif src_wanted:  # a.jpg -> a.jpg.bak, or renamed to a hidden name
-                self.changes.put(Change(DELETED, path))
-            elif dest_wanted:  # x.jpg.part -> x.jpg, or moved in from outside the roots
-                self.changes.put(Change(FOLDER if event.is_directory else CHANGED, dest))
-        elif not self.wants(path, event.is_directory):
-            return
-        elif kind == "deleted":
-            self.changes.put(Change(DELETED, path))
-        elif event.is_directory:
-            if kind == "created":
-                self.changes.put(Change(FOLDER, path))
-            # a folder's "modified" only echoes changes to its files, which come on their own
-        elif kind in ("created", "modified", "closed", "attrib"):
-            # attrib: a touch or a chmod (a file made readable again is worth a retry)
-            self.changes.put(Change(CHANGED, path))
-
-    def wants(self, path: str, is_directory: bool) -> bool:
-        """Inside a watched root, with no hidden/junk/excluded name; files must be photos."""
-        root = next((r for r in self.roots if is_under(path, r)), None)
-        if root is None or not self.path_filter.accepts_folder(path, root):
-            return False
-        return is_directory or self.path_filter.accepts_file(path, root)
-
-
-@dataclass
-class _Pending:
-    deadline: float  # monotonic time at which to look again
-    snapshot: tuple | None  # (size, mtime_ns), ("folder",) or None when absent
-    since: float  # when this path first became pending
 
 
 class Watcher:
@@ -114,14 +59,12 @@ class Watcher:
     ):
         self.scanner = scanner
         self.roots = [os.path.abspath(r) for r in roots]
-        self.settle_s = settle_s
-        self.hold_deletes_s = hold_deletes_s
         self.batch_size = batch_size
         self.save_interval_s = save_interval_s
         self.on_report = on_report
         self.changes: queue.Queue[Change] = queue.Queue()
         self.handler = PhotoEventHandler(self.changes, self.roots, scanner.path_filter)
-        self._pending: dict[str, _Pending] = {}
+        self._settling = SettlingPaths(settle_s, hold_deletes_s, self._photos_in)
         self._stop = threading.Event()
         self._observer = None
         self._worker: threading.Thread | None = None
@@ -170,9 +113,27 @@ class Watcher:
                 self._worker.join()
                 self._worker = None
 
+    @property
+    def settle_s(self) -> float:
+        """Seconds a path's size and mtime must hold still before it is applied."""
+        return self._settling.settle_s
+
+    @settle_s.setter
+    def settle_s(self, value: float) -> None:
+        self._settling.settle_s = value
+
+    @property
+    def hold_deletes_s(self) -> float:
+        """Longest time (seconds) a settled deletion waits for new files still settling."""
+        return self._settling.hold_deletes_s
+
+    @hold_deletes_s.setter
+    def hold_deletes_s(self, value: float) -> None:
+        self._settling.hold_deletes_s = value
+
     def idle(self) -> bool:
         """Nothing queued, settling or being applied: the library reflects every event so far."""
-        return not self._busy and self.changes.empty() and not self._pending
+        return not self._busy and self.changes.empty() and not self._settling
 
     def __enter__(self) -> Watcher:
         self.start()
@@ -205,13 +166,13 @@ class Watcher:
         """Drain queued changes, then apply whatever has settled (the worker's one step)."""
         try:
             self._drain(timeout)
-            self._busy = self._busy or bool(self._pending)
+            self._busy = self._busy or bool(self._settling)
             self._apply_settled()
         finally:
             self._busy = False
 
     def _apply_settled(self) -> None:
-        ready, deletes = self._settled(time.monotonic())
+        ready, deletes = self._settling.settled(time.monotonic())
         for start in range(0, len(ready), self.batch_size):
             if self._stop.is_set():
                 return  # what is left is picked up by the next full scan
@@ -230,7 +191,7 @@ class Watcher:
             log.exception("photo watcher: %d change(s) could not be applied; retrying in %g s",
                           len(paths), RETRY_S)
             for path in paths:
-                self._watch(path, delay=RETRY_S)
+                self._settling.watch(path, delay=RETRY_S)
 
     def _save(self) -> None:
         """Save the FAISS index; a failure (disk full) is logged once per try, not raised:
@@ -257,51 +218,23 @@ class Watcher:
 
     def _take(self, change: Change) -> None:
         if change.kind == MOVED:
-            self._pending.pop(change.path, None)  # it is not there anymore
+            self._settling.forget(change.path)  # it is not there anymore
             try:
                 self._report(self.scanner.move_path(change.path, change.dest))
             except Exception:  # noqa: BLE001 - settle both ends from the disk instead
                 log.exception("photo watcher: could not apply the move of %s", change.path)
-                self._watch(change.path)
-            self._watch(change.dest)  # unknown sources (x.jpg.part) and edits still need a look
+                self._settling.watch(change.path)
+            # unknown sources (x.jpg.part) and edits still need a look
+            self._settling.watch(change.dest)
         else:
-            self._watch(change.path)
+            self._settling.watch(change.path)
 
-    def _watch(self, path: str, delay: float | None = None) -> None:
-        now = time.monotonic()
-        since = self._pending[path].since if path in self._pending else now
-        wait = self.settle_s if delay is None else delay
-        self._pending[path] = _Pending(now + wait, _snapshot(path), since)
-
-    def _settled(self, now: float) -> tuple[list[str], list[str]]:
-        """Paths whose state held still for settle_s: (present ones, deleted ones)."""
-        ready, deletes, unsettled = [], [], False
-        for path, pending in list(self._pending.items()):
-            if now < pending.deadline:
-                unsettled = unsettled or pending.snapshot is not None
-                continue
-            snapshot = _snapshot(path)
-            if snapshot != pending.snapshot:
-                pending.snapshot, pending.deadline = snapshot, now + self.settle_s
-                unsettled = unsettled or snapshot is not None
-            elif snapshot == ("folder",):
-                del self._pending[path]
-                root = next((r for r in self.roots if is_under(path, r)), None)
-                for found in walk_photos(path, self.scanner.path_filter, _log_walk_error, root):
-                    if self.handler.wants(found.path, is_directory=False):
-                        self._watch(found.path)
-                unsettled = True
-            elif snapshot is None:
-                deletes.append(path)
-            else:
-                ready.append(path)
-                del self._pending[path]
-        held = [p for p in deletes if now - self._pending[p].since < self.hold_deletes_s]
-        if unsettled and held:
-            deletes = [p for p in deletes if p not in held]
-        for path in deletes:
-            del self._pending[path]
-        return ready, deletes
+    def _photos_in(self, folder: str) -> Iterator[str]:
+        """The photos the handler would report inside `folder` (for a settled new folder)."""
+        root = next((r for r in self.roots if is_under(folder, r)), None)
+        for found in walk_photos(folder, self.scanner.path_filter, _log_walk_error, root):
+            if self.handler.wants(found.path, is_directory=False):
+                yield found.path
 
     def _sync(self, paths: list[str]) -> None:
         touched = {r for r in self.roots if any(is_under(p, r) for p in paths)}
@@ -316,16 +249,6 @@ class Watcher:
         self._dirty = True
         if self.on_report is not None:
             self.on_report(report)
-
-
-def _snapshot(path: str) -> tuple | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    if os.path.isdir(path):
-        return ("folder",)
-    return (st.st_size, st.st_mtime_ns)
 
 
 def _log_walk_error(path: str, reason: str) -> None:

@@ -1,0 +1,106 @@
+"""The vector half of ``Library``: storing search vectors, searching them, and the FAISS
+index's upkeep (save, check).
+
+``VectorMethods`` is mixed into ``storage.library.Library``. Vectors are written to SQLite
+(``storage.vector_rows``) inside the transaction and applied to FAISS
+(``storage.vector_store``) only when it commits, so searches see committed vectors only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+import numpy as np
+
+from . import meta, photos, vector_rows
+from .errors import DimensionError, PhotoNotFoundError, ReadOnlyError
+from .library_core import LibraryCore, PathLike
+from .records import SearchHit
+from .search import search_hits
+
+
+class VectorMethods(LibraryCore):
+    """Search vectors, search and index upkeep of a ``Library``."""
+
+    # -- vectors -----------------------------------------------------------------------------
+    def set_vectors(self, vectors: Mapping[int, np.ndarray]) -> None:
+        """Store (or replace) search vectors, each float32 ``(D,)``; mark the photos indexed.
+
+        The first vectors fix the library's ``D``; others raise DimensionError until
+        ``clear_vectors``. All-or-nothing: nothing is written if any id or vector is bad.
+        """
+        if not vectors:
+            return
+        ids = [int(pid) for pid in vectors]
+        matrix = vector_rows.as_matrix(list(vectors.values()))  # (N, D)
+        with self._write() as tx:
+            session = tx.session
+            dim = meta.get(session, meta.VECTOR_DIM)
+            if dim is not None and dim != matrix.shape[1]:
+                raise DimensionError(
+                    f"vectors have dimension {matrix.shape[1]} but the library stores {dim}; "
+                    "clear_vectors() first to reindex with another model"
+                )
+            unknown = set(ids) - set(photos.get_many(session, ids))
+            if unknown:
+                raise PhotoNotFoundError(f"no photos with ids {sorted(unknown)[:10]}")
+            if dim is None:
+                meta.put(session, meta.VECTOR_DIM, matrix.shape[1])
+            had = vector_rows.ids_with_vectors(session, ids)
+            vector_rows.upsert_many(session, ids, matrix)
+            photos.mark_indexed(session, ids, datetime.now(timezone.utc).replace(tzinfo=None))
+            for pid, vector in zip(ids, matrix):
+                tx.vectors.upsert(pid, vector, had_vector=pid in had)
+
+    def clear_vectors(self) -> None:
+        """Drop every vector (e.g. the model changed): indexed photos become pending."""
+        with self._write() as tx:
+            vector_rows.delete_all(tx.session)
+            meta.remove(tx.session, meta.VECTOR_DIM)
+            photos.demote_indexed(tx.session)
+            tx.vectors.clear()
+
+    def get_vector(self, pid: int) -> np.ndarray | None:
+        """Photo ``pid``'s stored search vector, float32 ``(D,)``, or None if it has none."""
+        with self._read() as session:
+            return vector_rows.load_one(session, pid)
+
+    def ids_and_vectors(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """All stored ``(ids, vectors)`` by id: int64 ``(N,)`` and float32 ``(N, D)``
+        (vectors None when there are none)."""
+        with self._read() as session:
+            return vector_rows.load_all(session)
+
+    # -- search ------------------------------------------------------------------------------
+    def search(
+        self, query_vec: np.ndarray, k: int, under: PathLike | None = None
+    ) -> list[SearchHit]:
+        """Top-``k`` searchable photos by inner product with ``query_vec``, best first;
+        ``under``: only photos inside that folder."""
+        return self._search(query_vec, k, under, exclude=None)
+
+    def similar(self, pid: int, k: int, under: PathLike | None = None) -> list[SearchHit]:
+        """Top-``k`` photos most like photo ``pid`` (its own vector as the query), minus itself."""
+        vector = self.get_vector(pid)
+        if vector is None:
+            raise PhotoNotFoundError(f"photo {pid} has no vector (unknown, or not indexed yet)")
+        return self._search(vector, k, under, exclude=pid)
+
+    def _search(self, query_vec, k: int, under, exclude: int | None) -> list[SearchHit]:
+        self._check_open()
+        return search_hits(self._scope.read, self._vectors, query_vec, k, under, exclude)
+
+    # -- upkeep ------------------------------------------------------------------------------
+    def save_index(self) -> None:
+        """Write ``vectors.faiss`` atomically (IndexSaveError if it fails; old file intact)."""
+        self._check_open()
+        if self.read_only:
+            raise ReadOnlyError("this library was opened read-only")
+        self._vectors.save()
+
+    def check_index(self) -> str | None:
+        """Why the FAISS index does not mirror the vectors in SQLite, or None when it does
+        (every id once, each with its stored vector). Reads every vector: for tests and audits."""
+        self._check_open()
+        return self._vectors.mismatch()
