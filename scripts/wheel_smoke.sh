@@ -65,6 +65,7 @@ EOF
 say "installing it with its runtime dependencies"
 "$VPY" -m pip install -q "$WHEEL" >"$WORK/install.log" 2>&1 \
     || { cat "$WORK/install.log" >&2; fail "pip install of the wheel"; }
+say "installed: the venv is $(du -sh "$WORK/venv" | cut -f1)"
 
 # 3. Installed: nothing at the top level of site-packages but photosearch, code from the venv
 #    (not a checkout), and the runtime without torch.
