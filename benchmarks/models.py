@@ -39,6 +39,7 @@ def _untrained(path: Path, tiny: bool) -> Path:
 
     from photosearch.miniclip.checkpoint import save_checkpoint
     from photosearch.miniclip.config import PRESETS, with_overrides
+    from photosearch.miniclip.export import export_model
     from photosearch.miniclip.model import MiniCLIP
     from photosearch.miniclip.tokenizer import WordTokenizer
 
@@ -50,6 +51,7 @@ def _untrained(path: Path, tiny: bool) -> Path:
         model = MiniCLIP(with_overrides(PRESETS["default"], concept_weight=TRAINING_CONCEPT_WEIGHT))
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model.eval(), path)
+    export_model(model, path)
     return path
 
 

@@ -76,7 +76,7 @@ class Daemon:
         roots = [root.path for root in self.lib.roots()]
         if not roots:
             raise ServiceError("no folders to watch: name one, e.g. `photosearch watch ~/Pictures`")
-        searcher = service.Searcher(self.lib, self.folder, model=service.query_model_for(self.model),
+        searcher = service.Searcher(self.lib, self.folder, model=self.model,
                                     daemon_pid=os.getpid(), scanning=lambda: self._scanning)
         self._thread = threading.get_ident()
         watcher = None

@@ -15,9 +15,10 @@ import os
 import threading
 from pathlib import Path
 
-from photosearch.indexer import ipc, service
+from photosearch.indexer import ipc
+from photosearch.indexer import resources as service  # the shared helpers (a leaf: no cycle)
 from photosearch.indexer.lock import holder
-from photosearch.indexer.service import DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, Log, ServiceError, quiet
+from photosearch.indexer.resources import DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, Log, ServiceError, quiet
 from photosearch.indexer.thumbnails import Thumbnails
 
 
@@ -35,7 +36,7 @@ class Searcher:
         self.model = model
         self.checkpoint = getattr(model, "checkpoint_path", None) or (
             Path(checkpoint).expanduser() if checkpoint else DEFAULT_CHECKPOINT)
-        self.fingerprint = model.fingerprint if model is not None else service.checkpoint_fingerprint(self.checkpoint)
+        self.fingerprint = model.fingerprint if model is not None else service.model_fingerprint(self.checkpoint)
         self.daemon_pid = daemon_pid
         self.scanning = scanning or (lambda: None)
         self.source = "daemon" if daemon_pid else "in-process"
@@ -147,7 +148,7 @@ class LibraryBackend:
         self.folder = service.library_folder(library_dir)
         service.require_library(self.folder)
         self.checkpoint, self.log = checkpoint, log
-        self.wanted = service.checkpoint_fingerprint(service.checkpoint_path(checkpoint)) if checkpoint else None
+        self.wanted = service.model_fingerprint(service.checkpoint_path(checkpoint)) if checkpoint else None
         self.thumbnails = Thumbnails(self.folder)
         self._lock = threading.RLock()
         self._lib = self._model = self._searcher = None

@@ -14,6 +14,7 @@ import torch
 
 from photosearch.miniclip import plots
 from photosearch.miniclip.checkpoint import save_checkpoint
+from photosearch.miniclip.export import export_model
 from photosearch.miniclip.config import PRESETS, ModelConfig, TrainConfig
 from photosearch.miniclip.data import CaptionSet, epoch_batches, load_captions, split_by_image
 from photosearch.miniclip.errors import DataError
@@ -164,6 +165,7 @@ def run_training(job: TrainJob, on_epoch: Callable[[EpochReport], None] | None =
     }
     checkpoint = Path(job.checkpoint_dir) / f"{name}.safetensors"
     save_checkpoint(model, checkpoint, info)
+    export_model(model, checkpoint)  # the ONNX towers the serving path runs
     metrics, sim = evaluate(model, test, cache)
     seconds = time.perf_counter() - start
     report = {

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-import torch
+import numpy as np
 
 PAD, UNK, CLS = "<pad>", "<unk>", "<cls>"
 SPECIALS = (PAD, UNK, CLS)
@@ -40,14 +40,21 @@ class WordTokenizer:
         ids = [self.stoi.get(w, 1) for w in split_words(text)][: self.max_len]
         return ids or [1]
 
-    def batch(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Padded ids (B, T) and true lengths (B,)."""
+    def arrays(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Padded ids (B, T) int64 and true lengths (B,) int64, T = the longest in the batch."""
         encoded = [self.encode(t) for t in texts]
-        lengths = torch.tensor([len(e) for e in encoded])
-        ids = torch.zeros(len(encoded), int(lengths.max()), dtype=torch.long)  # (B, T)
+        lengths = np.array([len(e) for e in encoded], dtype=np.int64)
+        ids = np.zeros((len(encoded), int(lengths.max())), dtype=np.int64)  # (B, T)
         for row, e in enumerate(encoded):
-            ids[row, : len(e)] = torch.tensor(e)
+            ids[row, : len(e)] = e
         return ids, lengths
+
+    def batch(self, texts: list[str]):
+        """`arrays` as torch tensors (training side): ids (B, T) long, lengths (B,) long."""
+        import torch
+
+        ids, lengths = self.arrays(texts)
+        return torch.from_numpy(ids), torch.from_numpy(lengths)
 
     def to_dict(self) -> dict:
         return {"words": self.itos[len(SPECIALS):], "max_len": self.max_len}

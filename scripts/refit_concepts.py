@@ -13,6 +13,7 @@ import argparse
 from dataclasses import replace
 
 from photosearch.miniclip.checkpoint import load_checkpoint, save_checkpoint
+from photosearch.miniclip.export import export_model
 from photosearch.miniclip.data import load_captions
 from photosearch.miniclip.features import FeatureCache
 
@@ -36,6 +37,7 @@ def main() -> None:
     model.calibrate(features)
     info = {**model.info, "concepts": {"weight": args.weight, "top_t": args.top_t, "calibrated_on": args.captions_json}}
     print(save_checkpoint(model, args.checkpoint, info))
+    print(export_model(model, args.checkpoint)["fingerprint"])  # the ONNX towers must follow
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ def build_tiny_checkpoint(path: Path) -> Path:
 
     from photosearch.miniclip.checkpoint import save_checkpoint
     from photosearch.miniclip.config import PRESETS, with_overrides
+    from photosearch.miniclip.export import export_model
     from photosearch.miniclip.model import MiniCLIP
     from photosearch.miniclip.tokenizer import WordTokenizer
 
@@ -43,6 +44,7 @@ def build_tiny_checkpoint(path: Path) -> Path:
     config = with_overrides(PRESETS["tiny"], text_encoder="lstm")
     model = MiniCLIP(config, WordTokenizer.build(["a photo of a red circle"], max_len=8))
     save_checkpoint(model.eval(), path)
+    export_model(model, path)
     return path
 
 

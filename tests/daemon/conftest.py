@@ -23,6 +23,7 @@ from photosearch.cli.main import cli
 from photosearch.indexer import ipc
 from photosearch.miniclip.checkpoint import save_checkpoint
 from photosearch.miniclip.config import PRESETS, with_overrides
+from photosearch.miniclip.export import export_model
 from photosearch.miniclip.model import MiniCLIP
 from photosearch.miniclip.tokenizer import WordTokenizer
 from tests.conftest import COLOURS, SHAPES, draw_shape
@@ -31,10 +32,11 @@ CAPTIONS = [f"a {colour} {shape}" for colour in COLOURS for shape in SHAPES]
 
 
 def build_checkpoint(path: Path, seed: int) -> Path:
-    """A real (untrained) tiny MiniCLIP with an LSTM text encoder, saved the shipped way."""
+    """A real (untrained) tiny MiniCLIP with an LSTM text encoder, saved and exported the shipped way."""
     torch.manual_seed(seed)
     model = MiniCLIP(with_overrides(PRESETS["tiny"], text_encoder="lstm"), WordTokenizer.build(CAPTIONS, max_len=8))
     save_checkpoint(model.eval(), path)
+    export_model(model, path)
     return path
 
 

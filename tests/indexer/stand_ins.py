@@ -1,6 +1,6 @@
 """A stand-in model and a photo factory shared by the indexer tests.
 
-`ColourModel` implements only the four attributes the indexer uses (see DESIGN.md): its
+`ColourModel` implements only the attributes the indexer uses (see DESIGN.md): its
 search vector is the photo's mean colour plus a constant, normalised. Two photos of the
 same colour get the same vector, which is all the scanner's logic needs; the real MiniCLIP
 is tested in tests/miniclip (and once here, in test_embedder.py).
@@ -9,7 +9,6 @@ is tested in tests/miniclip (and once here, in test_embedder.py).
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image
 
 
@@ -23,15 +22,14 @@ class ColourModel:
         self.images_encoded = 0  # how many images went through the "model"
 
     @staticmethod
-    def image_transform(image: Image.Image) -> torch.Tensor:
-        small = np.asarray(image.convert("RGB").resize((8, 8)), dtype=np.float32) / 255.0
-        return torch.from_numpy(small).permute(2, 0, 1)  # (3, 8, 8)
+    def preprocess(image: Image.Image) -> np.ndarray:
+        return np.asarray(image.convert("RGB").resize((8, 8)), dtype=np.uint8)  # (8, 8, 3)
 
-    def encode_search_images(self, images: torch.Tensor) -> np.ndarray:
-        self.images_encoded += images.shape[0]
-        means = images.mean(dim=(2, 3))  # (B, 3)
-        vectors = torch.cat([means, torch.ones(len(images), 1)], dim=1)  # (B, 4)
-        return torch.nn.functional.normalize(vectors, dim=1).numpy()
+    def encode_search_images(self, pixels: np.ndarray) -> np.ndarray:
+        self.images_encoded += pixels.shape[0]
+        means = pixels.astype(np.float32).mean(axis=(1, 2)) / 255.0  # (B, 3)
+        vectors = np.concatenate([means, np.ones((len(pixels), 1), np.float32)], axis=1)  # (B, 4)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 def make_photo(path, colour=(200, 30, 30), size=(16, 12)):

@@ -57,16 +57,36 @@ def test_a_wrong_output_shape_is_a_bug_not_a_bad_photo(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_miniclip_tiny_preset(tmp_path):
-    model_module = pytest.importorskip("photosearch.miniclip.model")
-    config = pytest.importorskip("photosearch.miniclip.config")
-    model = model_module.MiniCLIP(config.PRESETS["tiny"]).eval()
+def test_real_miniclip_tiny_preset_through_onnx_runtime(tmp_path):
+    """The real serving model: a tiny MiniCLIP exported and run by ONNX Runtime, photos decoded
+    by the embedder's threads, vectors equal to the torch model's."""
+    import torch
+
+    from photosearch.miniclip.checkpoint import save_checkpoint
+    from photosearch.miniclip.config import PRESETS
+    from photosearch.miniclip.export import export_model
+    from photosearch.miniclip.model import MiniCLIP
+    from photosearch.miniclip.runtime import load_search_model
+    from photosearch.miniclip.tokenizer import WordTokenizer
+    from photosearch.indexer.images import load_photo
+
+    torch.manual_seed(0)
+    model = MiniCLIP(PRESETS["tiny"], WordTokenizer.build(["a red circle"], max_len=8)).eval()
+    checkpoint = tmp_path / "tiny.safetensors"
+    save_checkpoint(model, checkpoint)
+    export_model(model, checkpoint)
     paths = [make_photo(tmp_path / f"{i}.jpg", (i * 80, 40, 200), (300, 200)) for i in range(3)]
-    with Embedder(model, batch_size=2) as embedder:
-        assert embedder.target == model.config.image_size
+    served = load_search_model(checkpoint)
+    with Embedder(served, batch_size=2) as embedder:
+        assert embedder.target == model.config.image_size == 64
+        assert served.image_tower_ready  # built by the embedder
         vectors, errors = embedder.embed_files(paths)
     assert errors == {}
-    assert {v.shape for v in vectors.values()} == {(model.search_dim,)}
+    images = [load_photo(p, target=32).image for p in paths]
+    want = model.encode_search_images(torch.stack([model.image_transform(i) for i in images]))
+    got = np.stack([vectors[str(p)] for p in paths])
+    cos = (got * want).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(want, axis=-1)
+    assert got.shape == (3, model.search_dim) and cos.min() > 0.9999
 
 
 def test_fingerprint_follows_content_not_name(tmp_path):

@@ -29,7 +29,7 @@ def test_new_files_are_embedded_and_stored(tmp_path, lib, scanner, model):
     assert (record.status, record.width, record.height) == (INDEXED, 40, 30)
     assert record.model_fingerprint == model.fingerprint
     assert lib.get_meta("model_fingerprint") == model.fingerprint
-    blue = ColourModel.image_transform(Image.new("RGB", (4, 4), (0, 0, 255)))
+    blue = ColourModel.preprocess(Image.new("RGB", (4, 4), (0, 0, 255)))
     query = ColourModel().encode_search_images(blue[None])[0]
     assert lib.search(query, 1)[0].photo.path == str(tmp_path / "sub" / "b.png")
 

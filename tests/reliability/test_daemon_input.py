@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from photosearch.indexer import daemon, ipc
 from photosearch.indexer.embedder import Embedder
-from photosearch.miniclip.checkpoint import load_checkpoint
+from photosearch.miniclip.runtime import load_search_model
 from photosearch.storage import FAILED, INDEXED, Library
 from tests.daemon.conftest import draw, eventually
 from tests.reliability.bad_files import GALLERY
@@ -96,7 +96,7 @@ def upright_scene() -> Image.Image:
 
 @pytest.fixture(scope="module")
 def tiny_model(tiny_checkpoint):
-    return load_checkpoint(tiny_checkpoint)
+    return load_search_model(tiny_checkpoint)  # the serving model, as the daemon loads it
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

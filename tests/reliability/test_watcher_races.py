@@ -55,7 +55,7 @@ def vector_of(path) -> np.ndarray:
     """What the stand-in model makes of the file as it is on disk now."""
     model = ColourModel()
     image = Image.open(path).convert("RGB")
-    return model.encode_search_images(model.image_transform(image)[None])[0]
+    return model.encode_search_images(model.preprocess(image)[None])[0]
 
 
 # -- deleted between its event and its processing ---------------------------------------------

@@ -1,0 +1,97 @@
+"""What every library command shares: the library folder, the model, and the user-facing error.
+
+A leaf module: `indexer.service` (the command functions) and `indexer.searcher` (answers over an
+open library) both build on it, and it imports neither. Storage and the model are imported
+inside the functions that use them, so `photosearch query` answered by a running daemon loads
+neither ONNX Runtime nor FAISS.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from photosearch.miniclip.checkpoint_header import DEFAULT_CHECKPOINT  # noqa: F401 - re-exported
+
+Log = Callable[[str], None]
+Progress = Callable[[int, int], None]  # (photos settled, photos seen)
+MODEL_META_KEY = "model_fingerprint"  # = indexer.model_guard.MODEL_META_KEY
+DB_NAME = "library.sqlite"  # = storage.library.DB_NAME (importing storage here would load SQLAlchemy)
+MAX_K = 1000
+
+
+class ServiceError(Exception):
+    """A problem the user can fix; the message says how (the CLI prints it on one line)."""
+
+    user_facing = True
+
+
+def quiet(message: str) -> None:
+    pass
+
+
+def library_folder(library_dir: str | os.PathLike | None = None) -> Path:
+    """The library folder: `library_dir`, else $PHOTOSEARCH_LIBRARY, else the XDG default."""
+    from photosearch.storage.library_dir import default_library_dir
+
+    return Path(library_dir).expanduser().absolute() if library_dir else default_library_dir()
+
+
+def require_library(folder: Path) -> None:
+    """ServiceError unless `folder` holds a library database."""
+    if not (folder / DB_NAME).is_file():
+        raise ServiceError(empty_library_message(folder))
+
+
+def empty_library_message(folder: Path) -> str:
+    return (f"the library at {folder} is empty: add photos with `photosearch index PATH` "
+            "or keep a folder indexed with `photosearch watch PATH`")
+
+
+def checkpoint_path(checkpoint: str | os.PathLike | None) -> Path:
+    """The given checkpoint, or the shipped one; ServiceError saying what to do if absent."""
+    path = Path(checkpoint).expanduser() if checkpoint else DEFAULT_CHECKPOINT
+    if not path.is_file():
+        raise ServiceError(
+            f"no model checkpoint at {path}: train one with `photosearch train --captions-json "
+            "FILE --image-root DIR`, or pass --checkpoint FILE")
+    return path
+
+
+def load_model(checkpoint: str | os.PathLike | None, image: bool = True, text: bool = False):
+    """The checkpoint's `miniclip.runtime.SearchModel` (ONNX Runtime; no torch), with the towers
+    asked for built now. Raises CheckpointError (the CLI prints it) for a missing, stale or
+    corrupt export, naming the `photosearch export` command that makes it."""
+    from photosearch.miniclip.runtime import load_search_model
+
+    return load_search_model(checkpoint_path(checkpoint), image=image, text=text)
+
+
+def load_query_model(checkpoint: str | os.PathLike | None):
+    """What encodes queries: the SearchModel's text side only."""
+    return load_model(checkpoint, image=False, text=True)
+
+
+def model_fingerprint(path: Path) -> str | None:
+    """The model fingerprint of a checkpoint's export, read from headers alone (no sessions, no
+    hashing); None if unreadable."""
+    from photosearch.miniclip.runtime import export_fingerprint
+
+    return export_fingerprint(path)
+
+
+def model_mismatch(lib, model_fp: str | None) -> str | None:
+    """Why the library's vectors do not fit model `model_fp` (None when they do, or none exist)."""
+    stored = lib.get_meta(MODEL_META_KEY)
+    if not (stored and model_fp and stored != model_fp) or not lib.stats()["vectors"]:
+        return None
+    return (f"the library was indexed with model {stored} but the checkpoint is {model_fp}: "
+            "run `photosearch reindex` to re-embed every photo with it")
+
+
+def ensure_same_model(lib, model_fp: str) -> None:
+    """ServiceError when the library's vectors come from another model."""
+    message = model_mismatch(lib, model_fp)
+    if message:
+        raise ServiceError(message)
