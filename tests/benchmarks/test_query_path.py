@@ -27,7 +27,7 @@ def test_storage_package_and_library_dir_import_nothing_heavy():
 
 
 def test_storage_names_still_load_on_use():
-    lines = _imported("from storage import Library, PhotoRecord, INDEXED; print(Library.__name__, INDEXED)")
+    lines = _imported("from photosearch.storage import Library, PhotoRecord, INDEXED; print(Library.__name__, INDEXED)")
     assert lines[0] == "Library indexed" and "sqlalchemy" in lines[1] and "faiss" in lines[1]
 
 
@@ -46,7 +46,7 @@ def test_query_without_a_daemon_imports_no_torch_with_the_shipped_model(tmp_path
     """The cold path: a MiniLM checkpoint's queries are encoded without torch or transformers."""
     import numpy as np
 
-    from photosearch.indexer.service import DEFAULT_CHECKPOINT, MODEL_META_KEY, checkpoint_fingerprint
+    from photosearch.indexer.service import DEFAULT_CHECKPOINT, MODEL_META_KEY, model_fingerprint
     from photosearch.storage import Library, PhotoRecord
 
     if not DEFAULT_CHECKPOINT.is_file():
@@ -60,7 +60,7 @@ def test_query_without_a_daemon_imports_no_torch_with_the_shipped_model(tmp_path
             ids = lib.add_photos([PhotoRecord(path=f"/p/{i}.jpg", size=1, mtime=1.0, fingerprint=f"f{i}")
                                   for i in range(3)])
             lib.set_vectors(dict(zip(ids, vectors)))
-            lib.set_meta(MODEL_META_KEY, checkpoint_fingerprint(DEFAULT_CHECKPOINT))
+            lib.set_meta(MODEL_META_KEY, model_fingerprint(DEFAULT_CHECKPOINT))
     code = ("from photosearch.cli.main import cli\n"
             f"try: cli(['--library', {str(tmp_path)!r}, 'query', '--paths-only', 'white chair'])\n"
             "except SystemExit: pass")
