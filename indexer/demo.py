@@ -19,7 +19,7 @@ import re
 import shlex
 from pathlib import Path
 
-from photosearch.indexer import service
+from photosearch.indexer import resources, service
 from photosearch.indexer.images import PhotoDecodeError
 from photosearch.indexer.lock import LockHeld
 from photosearch.indexer.web import DEFAULT_PORT, HttpError, LibraryBackend
@@ -47,22 +47,22 @@ class Demo:
     """The demo's library, kept indexed, and queries over it that also save a result grid."""
 
     def __init__(self, library_dir=None, photos_dir=None, checkpoint=None, results_dir="results",
-                 log: service.Log = service.quiet):
-        self.library = service.library_folder(library_dir or demo_library_dir())
+                 log: resources.Log = resources.quiet):
+        self.library = resources.library_folder(library_dir or demo_library_dir())
         self.photos = Path(photos_dir or BUNDLED_PHOTOS).expanduser().absolute()
         self.checkpoint = checkpoint
         self.results = Path(results_dir)
         self.log = log
         self.backend: LibraryBackend | None = None
 
-    def prepare(self, progress: service.Progress | None = None) -> dict | None:
+    def prepare(self, progress: resources.Progress | None = None) -> dict | None:
         """Index the demo photos (new and changed ones only) and load what queries need.
 
         Returns the index report, or None when a daemon (`photosearch watch`) keeps the
         library indexed itself.
         """
         if not self.photos.is_dir():
-            raise service.ServiceError(f"the demo photos are not in {self.photos}: pass --photos DIR, "
+            raise resources.ServiceError(f"the demo photos are not in {self.photos}: pass --photos DIR, "
                                        "a folder of photos to index for the demo")
         try:
             report = service.index([str(self.photos)], str(self.library), self.checkpoint, progress)
@@ -79,7 +79,7 @@ class Demo:
             self.prepare()
         request = {"op": "query", "text": " ".join(text.split()), "k": k, "under": None}
         if not request["text"]:
-            raise service.ServiceError('the query is empty: say what to look for, e.g. "white chair"')
+            raise resources.ServiceError('the query is empty: say what to look for, e.g. "white chair"')
         answer = self.backend.with_ids(self.backend.answer(request))
         grid = self.results / f"demo-{_slug(request['text'])}.png"
         save_grid(request["text"], [(hit, self._thumbnail(hit)) for hit in answer["results"]], grid)
