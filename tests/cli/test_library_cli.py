@@ -176,3 +176,40 @@ def test_light_constants_match_their_sources():
 
     assert (service.MODEL_META_KEY, service.DB_NAME) == (MODEL_META_KEY, DB_NAME)
     assert service.DEFAULT_CHECKPOINT == default_checkpoint_path()
+
+
+@pytest.mark.parametrize("damage", ["missing", "stale", "corrupt"])
+def test_a_checkpoint_without_a_usable_export_is_one_line_naming_the_command(library, tmp_path, damage):
+    """index, query, reindex and watch on a checkpoint whose ONNX files are missing, stale or
+    corrupt: one line that says to run `photosearch export --checkpoint PATH`, exit 1, nothing lost."""
+    import shutil
+
+    from photosearch.miniclip.export_manifest import ExportPaths
+
+    checkpoint = tmp_path / "model.safetensors"
+    shutil.copy(library["ckpt"], checkpoint)
+    source, copy = ExportPaths.of(library["ckpt"]), ExportPaths.of(checkpoint)
+    for role in ("image", "text", "manifest"):
+        shutil.copy(getattr(source, role), getattr(copy, role))
+    if damage == "missing":
+        copy.image.unlink()
+        copy.manifest.unlink()
+    elif damage == "stale":
+        data = bytearray(checkpoint.read_bytes())
+        data[-8] ^= 0x01  # another weight value: the file's fingerprint no longer matches
+        checkpoint.write_bytes(bytes(data))
+        from photosearch.miniclip.checkpoint import load_checkpoint, save_checkpoint
+
+        save_checkpoint(load_checkpoint(checkpoint), checkpoint)  # a retrained checkpoint, same name
+    else:
+        data = bytearray(copy.image.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        copy.image.write_bytes(bytes(data))
+    before = cli_json("--library", library["lib"], "status")["photos"]
+    says = f"photosearch export --checkpoint {checkpoint}"
+    for args in (["index", library["root"]], ["query", "a red circle"], ["reindex"],
+                 ["watch", library["root"]]):
+        if damage != "stale" and args[0] == "query" and damage == "corrupt":
+            continue  # a query runs the text tower only: the corrupt image tower is never read
+        assert_one_line_error(ps(library, *args, "--checkpoint", checkpoint), says=says)
+    assert cli_json("--library", library["lib"], "status")["photos"] == before

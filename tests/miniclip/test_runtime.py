@@ -207,3 +207,20 @@ def test_demo_photos_same_vectors_and_top10_as_torch(shipped):
     q_got, q_want = served.encode_search_texts(queries), model.encode_search_texts(queries)
     for i, query in enumerate(queries):
         assert list(np.argsort(-(got @ q_got[i]))[:10]) == list(np.argsort(-(want @ q_want[i]))[:10]), query
+
+
+FLICKR8K = ckpt.default_checkpoint_path().parent.parent.parent / "shared" / "data" / "flickr8k"
+
+
+@pytest.mark.slow
+def test_flickr8k_dev_photos_same_vectors_as_torch(shipped):
+    """The same bar on 200 Flickr8k dev photos, where ../shared/data is present."""
+    if not (FLICKR8K / "dev.json").is_file():
+        pytest.skip(f"Flickr8k is not at {FLICKR8K}")
+    from photosearch.indexer.images import load_photo
+
+    names = sorted({row["file_name"] for row in json.loads((FLICKR8K / "dev.json").read_text())})[::5]
+    images = [load_photo(FLICKR8K / "images" / name, target=112).image for name in names]
+    served, model = load_search_model(shipped), ckpt.load_checkpoint(shipped)
+    got = served.encode_search_images(np.stack([served.preprocess(i) for i in images]))
+    assert len(images) == 200 and cosines(got, torch_image_vectors(model, images)).min() >= 0.999
