@@ -197,7 +197,9 @@ def format_status(report: dict) -> str:
     lines += [f"  failed: {f['path']}: {f['error']}" for f in report["failed"]]
     lines += [f"folder:   {r['path']}" + ("" if r["present"] else " (missing: unplugged or gone)") for r in report["roots"]]
     lines.append(f"model:    {model['checkpoint']} (" + (f"fingerprint {model['fingerprint']})" if model["fingerprint"]
-                                                         else "missing or unreadable)"))
+                                                         else "unusable)"))
+    if model.get("problem"):
+        lines.append(f"  warning: {model['problem']}")
     if model["mismatch"]:
         lines.append(f"  warning: the library was indexed with model {model['library_fingerprint']}: "
                      "run `photosearch reindex`")

@@ -16,6 +16,7 @@ from photosearch.cli import app_cmds, library_cmds, model_cmds
     default=None,
     help="Library folder (default: $XDG_DATA_HOME/photosearch or ~/.local/share/photosearch).",
 )
+@click.version_option(package_name="photosearch", prog_name="photosearch")
 @click.pass_context
 def cli(ctx: click.Context, library_dir: str | None) -> None:
     """photosearch: private, offline, natural-language search over your photos.

@@ -81,6 +81,18 @@ def model_fingerprint(path: Path) -> str | None:
     return export_fingerprint(path)
 
 
+def model_problem(path: Path) -> str | None:
+    """Why the checkpoint at `path` cannot serve (its header or export manifest), or None."""
+    from photosearch.miniclip.errors import CheckpointError
+    from photosearch.miniclip.runtime import load_search_model
+
+    try:
+        load_search_model(path)  # header and manifest only: no sessions, no hashing
+    except CheckpointError as exc:
+        return str(exc)
+    return None
+
+
 def model_mismatch(lib, model_fp: str | None) -> str | None:
     """Why the library's vectors do not fit model `model_fp` (None when they do, or none exist)."""
     stored = lib.get_meta(MODEL_META_KEY)

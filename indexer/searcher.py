@@ -95,6 +95,7 @@ class Searcher:
             "failed": [{"path": r.path, "error": r.error} for r in self.lib.photos_by_status("failed")],
             "roots": [{"path": r.path, "present": r.present} for r in self.lib.roots()],
             "model": {"checkpoint": str(self.checkpoint), "fingerprint": self.fingerprint,
+                      "problem": None if self.fingerprint else service.model_problem(self.checkpoint),
                       "library_fingerprint": self.lib.get_meta(MODEL_META_KEY),
                       "mismatch": service.model_mismatch(self.lib, self.fingerprint) is not None},
             "index": {"vectors": stats["vectors"], "dim": stats["dim"], "type": stats["index_type"]},
@@ -149,6 +150,8 @@ class LibraryBackend:
         service.require_library(self.folder)
         self.checkpoint, self.log = checkpoint, log
         self.wanted = service.model_fingerprint(service.checkpoint_path(checkpoint)) if checkpoint else None
+        if checkpoint and self.wanted is None:
+            service.load_query_model(checkpoint)  # an unusable model is refused now, with its reason
         self.thumbnails = Thumbnails(self.folder)
         self._lock = threading.RLock()
         self._lib = self._model = self._searcher = None

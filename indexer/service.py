@@ -126,6 +126,8 @@ def _answer(request: dict, library_dir, checkpoint, log: Log, need_model: bool) 
     except ipc.RemoteError as exc:
         raise ServiceError(str(exc)) from None
     wanted = model_fingerprint(checkpoint_path(checkpoint)) if checkpoint else None
+    if checkpoint and need_model and wanted is None:
+        answer = None  # the asked-for model cannot be used: loading it below says why, in one line
     if answer is not None and (wanted is None or wanted == answer.get("model_fingerprint")):
         return answer
     require_library(folder)

@@ -251,7 +251,7 @@ def export_model(model: MiniCLIP, checkpoint: str | Path) -> dict:
         "opset": OPSET,
         "exported_with": {"torch": torch.__version__},
     }
-    manifest["fingerprint"] = model_fingerprint(model.fingerprint, files, preprocessing)
+    manifest["fingerprint"] = model_fingerprint(manifest)
     write_manifest(paths, manifest)
     manifest["seconds"] = round(time.perf_counter() - started, 2)
     return manifest

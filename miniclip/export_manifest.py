@@ -50,9 +50,19 @@ class ExportPaths:
 
     @classmethod
     def of(cls, checkpoint: str | os.PathLike) -> "ExportPaths":
+        """Beside the checkpoint; for a symlinked checkpoint with no export beside the link, beside
+        the file it points to."""
         checkpoint = Path(checkpoint)
-        stem = checkpoint.name.removesuffix(".safetensors")
-        folder = checkpoint.parent
+        paths = cls._beside(checkpoint, checkpoint)
+        if not paths.manifest.exists() and checkpoint.is_symlink():
+            real = cls._beside(checkpoint, checkpoint.resolve())
+            if real.manifest.exists():
+                return real
+        return paths
+
+    @classmethod
+    def _beside(cls, checkpoint: Path, target: Path) -> "ExportPaths":
+        stem, folder = target.name.removesuffix(".safetensors"), target.parent
         return cls(checkpoint, folder / f"{stem}.image.onnx", folder / f"{stem}.text.onnx",
                    folder / f"{stem}.export.json")
 
@@ -60,14 +70,31 @@ class ExportPaths:
         return f"photosearch export --checkpoint {self.checkpoint}"
 
 
-def model_fingerprint(checkpoint_fingerprint: str, file_digests: dict[str, str], preprocessing: dict) -> str:
-    """16 hex digits naming everything that computes a library's vectors (see module docstring)."""
-    h = hashlib.sha256(FORMAT.encode())
-    h.update(checkpoint_fingerprint.encode())
-    for name in sorted(file_digests):
-        h.update(f"{name}={file_digests[name]}".encode())
-    h.update(json.dumps(preprocessing, sort_keys=True).encode())
-    return h.hexdigest()[:16]
+FINGERPRINTED = ("checkpoint_fingerprint", "files", "preprocessing", "search_dim", "text_encoder")
+TEXT_ENCODERS = ("minilm", "lstm", "transformer", "bow")
+
+
+def model_fingerprint(manifest: dict) -> str:
+    """16 hex digits naming everything that computes a library's vectors (see module docstring):
+    the manifest's FINGERPRINTED fields, which name the checkpoint, every file by sha256, the
+    preprocessing and the vectors' shape."""
+    core = {key: manifest[key] for key in FINGERPRINTED}
+    return hashlib.sha256((FORMAT + json.dumps(core, sort_keys=True)).encode()).hexdigest()[:16]
+
+
+def _well_formed(manifest) -> bool:
+    """Whether a parsed manifest has every field with the type the runtime relies on."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return False
+    files, pre = manifest.get("files"), manifest.get("preprocessing")
+    return (isinstance(manifest.get("checkpoint_fingerprint"), str) and isinstance(manifest.get("fingerprint"), str)
+            and isinstance(files, dict) and {"image", "text"} <= set(files)
+            and all(isinstance(v, str) and len(v) == 64 for v in files.values())
+            and isinstance(pre, dict) and isinstance(pre.get("size"), int) and not isinstance(pre["size"], bool)
+            and 16 <= pre["size"] <= 1024
+            and isinstance(manifest.get("search_dim"), int) and not isinstance(manifest["search_dim"], bool)
+            and 1 <= manifest["search_dim"] <= 65536
+            and manifest.get("text_encoder") in TEXT_ENCODERS)
 
 
 def write_manifest(paths: ExportPaths, manifest: dict) -> None:
@@ -84,23 +111,23 @@ def read_manifest(paths: ExportPaths, checkpoint_fingerprint: str) -> dict:
     the checkpoint (stale); the message says which command makes it again.
     """
     again = f"run `{paths.export_command()}`"
-    if not paths.manifest.is_file():
+    if not paths.manifest.exists():
         raise ExportError(f"{paths.checkpoint} has no ONNX export ({paths.manifest.name} is missing): {again} "
                           "(needs the training extra: pip install 'photosearch[train]')")
     try:
         manifest = json.loads(paths.manifest.read_text())
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"format {manifest.get('format')!r}")
-        made_from = manifest["checkpoint_fingerprint"]
-        manifest["fingerprint"], manifest["files"], manifest["preprocessing"]  # noqa: B018 - presence
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except PermissionError:
+        raise ExportError(f"cannot read {paths.manifest}: permission denied") from None
+    except (OSError, ValueError):
+        manifest = None
+    if not _well_formed(manifest):
         raise ExportError(f"the ONNX export of {paths.checkpoint} is corrupt ({paths.manifest.name} "
-                          f"cannot be read): {again}") from None
+                          f"cannot be read): {again}")
+    made_from = manifest["checkpoint_fingerprint"]
     if made_from != checkpoint_fingerprint:
         raise ExportError(f"the ONNX export of {paths.checkpoint} is stale (made from checkpoint {made_from}, "
                           f"the checkpoint is now {checkpoint_fingerprint}): {again}")
-    expected = model_fingerprint(made_from, manifest["files"], manifest["preprocessing"])
-    if manifest["fingerprint"] != expected:
+    if manifest["fingerprint"] != model_fingerprint(manifest):
         raise ExportError(f"the ONNX export of {paths.checkpoint} is corrupt (its fingerprint does not "
                           f"match its files): {again}")
     return manifest

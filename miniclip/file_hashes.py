@@ -1,8 +1,9 @@
 """Checking files against known sha256 digests, remembering checks that passed.
 
 Hashing tens of megabytes costs ~0.1 s, which a cold `photosearch query` feels, so a successful
-check is remembered in a stamp under the cache directory, keyed by the file's path, size, mtime
-and inode: a replaced or edited file is hashed again. A read-only cache only means hashing
+check is remembered in a stamp under the cache directory, keyed by the file's path, size, mtime,
+ctime and inode: a replaced or edited file is hashed again, also when its mtime was put back
+(writing a file always moves its ctime). A read-only cache only means hashing
 every time. The idea follows open_clip's pretrained registry, which pins each weight file's hash.
 """
 
@@ -38,7 +39,8 @@ def verify_sha256(path: str | os.PathLike, expected: str, what: str) -> None:
         stat = path.stat()
     except OSError as exc:
         raise CheckpointError(f"cannot read {what} {path}: {exc.strerror}") from None
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}"
+    real = str(path.resolve())
+    key = f"{real}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_ino}"
     stamp = default_cache_dir() / STAMP_NAME
     try:
         remembered = json.loads(stamp.read_text())
@@ -55,6 +57,9 @@ def verify_sha256(path: str | os.PathLike, expected: str, what: str) -> None:
     if digest != expected:
         raise CheckpointError(f"{path} is not {what}: its sha256 is {digest}, expected {expected} "
                               "(a damaged or replaced file; reinstall the package that provides it)")
+    # One entry a file: the latest check replaces older ones, and files gone are forgotten.
+    remembered = {k: v for k, v in remembered.items()
+                  if k.split("|", 1)[0] != real and os.path.exists(k.split("|", 1)[0])}
     remembered[key] = expected
     try:
         stamp.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,13 @@ from photosearch.miniclip.export_manifest import (
 from photosearch.miniclip.file_hashes import verify_sha256
 
 
+# Photos per ONNX Runtime call. Small batches are faster on a CPU (the activations stay in cache)
+# and bound the memory arena, which keeps the largest batch's peak: on the 2-core benchmark
+# machine the image tower ran 73 / 80 / 76 / 66 / 53 photos/s at batch 1 / 2 / 4 / 8 / 32, with
+# peak RSS 155 / 173 / 209 / 303 / 833 MB (benchmarks/README.md).
+MODEL_BATCH = 4
+
+
 def available_cores() -> int:
     """The cores this process may run on."""
     try:
@@ -106,7 +113,9 @@ class SearchModel:
             raise ValueError(f"expected pixels (B, {self.image_size}, {self.image_size}, 3), got {pixels.shape}")
         if len(pixels) == 0:
             return np.zeros((0, self.search_dim), dtype=np.float32)
-        return self._image.run(None, {"pixels": pixels})[0].astype(np.float32, copy=False)
+        chunks = [self._image.run(None, {"pixels": pixels[i:i + MODEL_BATCH]})[0]
+                  for i in range(0, len(pixels), MODEL_BATCH)]
+        return np.concatenate(chunks).astype(np.float32, copy=False)
 
     # -- queries -----------------------------------------------------------------------------
     def load_text_tower(self) -> "SearchModel":

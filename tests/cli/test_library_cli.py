@@ -213,3 +213,26 @@ def test_a_checkpoint_without_a_usable_export_is_one_line_naming_the_command(lib
             continue  # a query runs the text tower only: the corrupt image tower is never read
         assert_one_line_error(ps(library, *args, "--checkpoint", checkpoint), says=says)
     assert cli_json("--library", library["lib"], "status")["photos"] == before
+
+
+def test_a_running_daemon_does_not_hide_an_unusable_checkpoint(library, tmp_path):
+    """`query --checkpoint X` where X has no usable export fails the same way with a daemon
+    answering as without one, instead of silently answering with the daemon's model."""
+    from photosearch.miniclip.export_manifest import ExportPaths
+
+    checkpoint = tmp_path / "bare.safetensors"
+    checkpoint.write_bytes(library["ckpt"].read_bytes())  # no export beside it
+    canned = {"query": "x", "k": 1, "under": None, "source": "daemon", "model_fingerprint": "daemon-model",
+              "results": [{"rank": 1, "path": "/p/a.jpg", "score": 0.5}]}
+    with ipc.SocketServer(library["lib"], lambda request: canned, log=lambda m: None):
+        result = ps(library, "query", "a red circle", "--checkpoint", checkpoint)
+    assert_one_line_error(result, says=f"photosearch export --checkpoint {checkpoint}")
+    assert not ExportPaths.of(checkpoint).manifest.exists()
+
+
+def test_status_names_what_is_wrong_with_the_model(library, tmp_path):
+    checkpoint = tmp_path / "bare.safetensors"
+    checkpoint.write_bytes(library["ckpt"].read_bytes())
+    report = cli_json("--library", library["lib"], "status", "--checkpoint", checkpoint)
+    assert report["model"]["fingerprint"] is None and "photosearch export" in report["model"]["problem"]
+    assert f"photosearch export --checkpoint {checkpoint}" in ps(library, "status", "--checkpoint", checkpoint).stdout

@@ -224,3 +224,50 @@ def test_flickr8k_dev_photos_same_vectors_as_torch(shipped):
     served, model = load_search_model(shipped), ckpt.load_checkpoint(shipped)
     got = served.encode_search_images(np.stack([served.preprocess(i) for i in images]))
     assert len(images) == 200 and cosines(got, torch_image_vectors(model, images)).min() >= 0.999
+
+
+@pytest.mark.parametrize("edit", [
+    {"search_dim": "abc"}, {"search_dim": 512}, {"search_dim": None}, {"files": ["image", "text"]},
+    {"files": "x"}, {"text_encoder": "lstm"}, {"preprocessing": {"size": "big"}}, {"format": "other/9"},
+], ids=lambda e: f"{next(iter(e))}={next(iter(e.values()))!r}")
+def test_a_hand_edited_manifest_is_corrupt_not_a_traceback(tmp_path, edit):
+    _, path = build(tmp_path, "m", text_encoder="bow")
+    manifest_path = ExportPaths.of(path).manifest
+    manifest_path.write_text(json.dumps({**json.loads(manifest_path.read_text()), **edit}))
+    with pytest.raises(ExportError, match="corrupt"):
+        load_search_model(path, image=True, text=True)
+
+
+def test_a_file_edited_in_place_with_its_mtime_put_back_is_caught(tmp_path):
+    """The remembered sha256 check is keyed on ctime too: a write always moves it."""
+    import os
+    import time
+
+    _, path = build(tmp_path, "m", text_encoder="bow")
+    text = ExportPaths.of(path).text
+    load_search_model(path, text=True)  # checked once, remembered
+    stat = text.stat()
+    time.sleep(0.05)  # file times tick coarsely: the edit must not fall in the same tick
+    data = bytearray(text.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = bytes(b ^ 0xFF for b in data[len(data) // 2: len(data) // 2 + 64])
+    text.write_bytes(bytes(data))
+    os.utime(text, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(ExportError, match="corrupt"):
+        load_search_model(path, text=True)
+
+
+def test_a_symlinked_checkpoint_finds_the_export_beside_its_target(tmp_path):
+    model, path = build(tmp_path, "m", text_encoder="bow")
+    link = tmp_path / "elsewhere" / "current.safetensors"
+    link.parent.mkdir()
+    link.symlink_to(path)
+    assert load_search_model(link).fingerprint == load_search_model(path).fingerprint
+
+
+def test_large_batches_run_in_model_sized_chunks_with_the_same_vectors(tmp_path):
+    _, path = build(tmp_path, "m", text_encoder="bow")
+    served = load_search_model(path)
+    pixels = np.stack([served.preprocess(i) for i in photos(9)])  # more than MODEL_BATCH
+    together = served.encode_search_images(pixels)
+    alone = np.concatenate([served.encode_search_images(pixels[i:i + 1]) for i in range(9)])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
