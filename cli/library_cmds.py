@@ -203,6 +203,8 @@ def format_status(report: dict) -> str:
     if model["mismatch"]:
         lines.append(f"  warning: the library was indexed with model {model['library_fingerprint']}: "
                      "run `photosearch reindex`")
+    if report.get("notice"):
+        lines.append(f"  warning: {report['notice']}")
     scan = daemon.get("scanning")
     lines.append("daemon:   " + (f"running (pid {daemon['pid']})" if daemon["running"] else "not running")
                  + (f", scanning {scan['done']}/{scan['total']} photos" if scan else ""))

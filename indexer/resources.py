@@ -19,6 +19,7 @@ Progress = Callable[[int, int], None]  # (photos settled, photos seen)
 MODEL_META_KEY = "model_fingerprint"  # = indexer.model_guard.MODEL_META_KEY
 DB_NAME = "library.sqlite"  # = storage.library.DB_NAME (importing storage here would load SQLAlchemy)
 MAX_K = 1000
+REINDEX_META_KEY = "reindex_to"  # set while a reindex runs: the model fingerprint it embeds with
 
 
 class ServiceError(Exception):
@@ -42,6 +43,17 @@ def require_library(folder: Path) -> None:
     """ServiceError unless `folder` holds a library database."""
     if not (folder / DB_NAME).is_file():
         raise ServiceError(empty_library_message(folder))
+
+
+def unfinished_reindex_message(lib) -> str | None:
+    """What to do about a reindex that stopped before every photo was embedded again, or None."""
+    if lib.get_meta(REINDEX_META_KEY) is None:
+        return None
+    counts = lib.stats()["by_status"]
+    if not counts["pending"]:
+        return None
+    return (f"a reindex stopped with {counts['pending']} photos still to embed ({counts['indexed']} done): "
+            "run `photosearch reindex` to finish it")
 
 
 def empty_library_message(folder: Path) -> str:

@@ -40,9 +40,9 @@ class Searcher:
         self.daemon_pid = daemon_pid
         self.scanning = scanning or (lambda: None)
         self.source = "daemon" if daemon_pid else "in-process"
-        notice = service.model_mismatch(lib, self.fingerprint)
-        if notice:
-            log(f"warning: {notice}")
+        for notice in (service.model_mismatch(lib, self.fingerprint), service.unfinished_reindex_message(lib)):
+            if notice:
+                log(f"warning: {notice}")
 
     def answer(self, request: dict) -> dict:
         op = request.get("op")
@@ -100,12 +100,13 @@ class Searcher:
                       "mismatch": service.model_mismatch(self.lib, self.fingerprint) is not None},
             "index": {"vectors": stats["vectors"], "dim": stats["dim"], "type": stats["index_type"]},
             "daemon": {"running": pid is not None, "pid": pid, "scanning": self.scanning()},
+            "notice": service.unfinished_reindex_message(self.lib),
             "writer": None if running is None else {"pid": running[0], "command": running[1]},
         }
 
     def _require_photos(self) -> None:
         if not self.lib.stats()["by_status"]["indexed"]:
-            raise ServiceError(service.empty_library_message(self.folder))
+            raise ServiceError(service.unfinished_reindex_message(self.lib) or service.empty_library_message(self.folder))
 
     def _results(self, hits) -> dict:
         rows = [{"rank": i, "path": hit.photo.path, "score": hit.score} for i, hit in enumerate(hits, 1)]

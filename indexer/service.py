@@ -23,7 +23,7 @@ from pathlib import Path
 from photosearch.indexer import ipc
 from photosearch.indexer.lock import LibraryLock
 from photosearch.indexer.resources import (  # noqa: F401 - the command layer's shared names
-    DB_NAME, DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, Log, Progress, ServiceError, checkpoint_path,
+    DB_NAME, DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, REINDEX_META_KEY, Log, Progress, ServiceError, checkpoint_path,
     empty_library_message, ensure_same_model, library_folder, load_model, load_query_model,
     model_fingerprint, model_mismatch, quiet, require_library,
 )
@@ -69,15 +69,23 @@ def index(paths: list[str], library_dir: str | None = None, checkpoint: str | No
 
 def reindex(library_dir: str | None = None, checkpoint: str | None = None,
             progress: Progress | None = None) -> dict:
-    """Drop every vector and embed every photo of the library's roots again with this model."""
+    """Drop every vector and embed every photo of the library's roots again with this model.
+
+    A reindex that stopped (Ctrl-C, a crash) is remembered: the next `reindex` with the same model
+    embeds only what is left, and `query`/`status` say how to finish it meanwhile."""
     folder = library_folder(library_dir)
     require_library(folder)
     with LibraryLock(folder, "reindex"), opened_model_and_library(folder, checkpoint) as (model, lib):
         roots = [root.path for root in lib.roots()]
-        with lib.transaction():
-            lib.clear_vectors()
-            lib.set_meta(MODEL_META_KEY, model.fingerprint)
-        return scan(lib, model, roots, progress)
+        if lib.get_meta(REINDEX_META_KEY) != model.fingerprint:  # else: finish the one that stopped
+            with lib.transaction():
+                lib.clear_vectors()
+                lib.set_meta(MODEL_META_KEY, model.fingerprint)
+                lib.set_meta(REINDEX_META_KEY, model.fingerprint)
+        report = scan(lib, model, roots, progress)
+        if not report["interrupted"]:
+            lib.set_meta(REINDEX_META_KEY, None)
+        return report
 
 
 # -- helpers the daemon shares -----------------------------------------------------------------

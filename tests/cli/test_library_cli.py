@@ -236,3 +236,28 @@ def test_status_names_what_is_wrong_with_the_model(library, tmp_path):
     report = cli_json("--library", library["lib"], "status", "--checkpoint", checkpoint)
     assert report["model"]["fingerprint"] is None and "photosearch export" in report["model"]["problem"]
     assert f"photosearch export --checkpoint {checkpoint}" in ps(library, "status", "--checkpoint", checkpoint).stdout
+
+
+def test_an_interrupted_reindex_says_how_to_finish_and_the_next_one_resumes(tmp_path, tiny_checkpoint):
+    from tests.daemon.conftest import draw_noise
+
+    root, lib = tmp_path / "photos", tmp_path / "lib"
+    root.mkdir()
+    total = 40  # more than one model batch (32)
+    for i in range(total):
+        draw_noise(root / f"{i}.png", seed=i)
+    cli_json("--library", lib, "index", root, "--checkpoint", tiny_checkpoint)
+
+    def stop_midway(done, seen):
+        if 0 < done < seen:
+            raise KeyboardInterrupt  # Ctrl-C while photos are being embedded again
+
+    with pytest.raises(KeyboardInterrupt):
+        service.reindex(str(lib), str(tiny_checkpoint), progress=stop_midway)
+    status = cli_json("--library", lib, "status", "--checkpoint", tiny_checkpoint)
+    assert status["photos"]["pending"] > 0 and "run `photosearch reindex` to finish it" in status["notice"]
+    left = status["photos"]["pending"]
+    report = service.reindex(str(lib), str(tiny_checkpoint))  # resumes: nothing dropped again
+    assert (report["updated"], report["unchanged"]) == (left, total - left)  # only what was left
+    status = cli_json("--library", lib, "status", "--checkpoint", tiny_checkpoint)
+    assert status["photos"]["indexed"] == total and status["notice"] is None
