@@ -90,7 +90,8 @@ def test_similar_leaves_the_photo_out_and_refuses_unknown_ones(library):
 
 def test_status_counts_failures_model_and_daemon(library):
     status = cli_json("--library", library["lib"], "status", "--checkpoint", library["ckpt"])
-    assert set(status) == {"library", "photos", "failed", "roots", "model", "index", "daemon", "writer"}
+    assert set(status) == {"library", "photos", "failed", "roots", "model", "index", "daemon", "writer", "notice"}
+    assert status["notice"] is None
     assert status["photos"] == {"total": 15, "indexed": 14, "pending": 0, "failed": 1, "missing": 0}
     assert status["failed"][0]["path"].endswith("broken.jpg") and status["failed"][0]["error"]
     assert status["model"]["fingerprint"] == status["model"]["library_fingerprint"]
