@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -67,6 +68,9 @@ def save_checkpoint(model: MiniCLIP, path: str | Path, info: dict | None = None)
     meta["fingerprint"] = compute_fingerprint(state, meta)
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=meta)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)  # safetensors writes 0600; a checkpoint is as readable as its ONNX files
     tmp.replace(path)
     model.fingerprint = meta["fingerprint"]
     return meta["fingerprint"]
