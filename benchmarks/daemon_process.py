@@ -12,19 +12,25 @@ from benchmarks.models import photosearch_command, proc_status, process_env
 
 
 class DaemonProcess:
-    """`photosearch --library LIB watch ROOT --checkpoint C`, its stderr in a log file."""
+    """`photosearch --library LIB watch ROOT --checkpoint C`, its stderr in a log file.
 
-    def __init__(self, library: Path, root: Path, checkpoint: Path, log_path: Path):
+    `command`, `env` and `cwd` run another photosearch (e.g. an older tree's, for
+    benchmarks.torch_vs_onnx); by default, this checkout's.
+    """
+
+    def __init__(self, library: Path, root: Path, checkpoint: Path, log_path: Path,
+                 command: list[str] | None = None, env: dict | None = None, cwd: str | None = None):
         self.library, self.root, self.checkpoint, self.log_path = library, root, checkpoint, log_path
+        self.command, self.env, self.cwd = command or photosearch_command(), env or process_env(), cwd
         self.proc: subprocess.Popen | None = None
         self.ready_s: float | None = None  # from spawn to the first answer on the socket
 
     def __enter__(self) -> DaemonProcess:
-        args = [*photosearch_command(), "--library", self.library, "watch", self.root, "--checkpoint", self.checkpoint]
+        args = [*self.command, "--library", self.library, "watch", self.root, "--checkpoint", self.checkpoint]
         started = time.perf_counter()
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.DEVNULL, stderr=log,
-                                         env=process_env())
+                                         env=self.env, cwd=self.cwd)
         self._wait(self._answers, 900, "the daemon to answer on its socket")
         self.ready_s = time.perf_counter() - started
         self._wait(lambda: "scan done" in self.log(), 900, "the daemon's first scan")

@@ -5,10 +5,12 @@
    SQLite and FAISS, overlapped as the indexer runs them); the process's wall time, with
    start-up and model loading, is in the note.
 2. The split: single-threaded milliseconds per photo for fingerprinting, decoding (as the
-   embedder decodes: reduced-size JPEG decoding), preprocessing (`model.image_transform`) and
-   the model (per photo, batches of 32, on the embedder's torch threads).
+   embedder decodes: reduced-size JPEG decoding), preprocessing (`SearchModel.preprocess`) and
+   the model (the ONNX image tower on one intra-op thread, per photo, batches of 32); then the
+   embedder in-process with its defaults.
 3. Fidelity: cosine between the embedder's vectors and a reference path (full-resolution
-   decode, plain float32 model): the fast path must stay >= 0.99.
+   decode, the torch model in float32 where torch is installed, else the ONNX model): the fast
+   path must stay >= 0.99.
 """
 
 from __future__ import annotations
@@ -60,53 +62,46 @@ def _end_to_end(report: Report, checkpoint: Path, work: Path, label: str, photos
 
 
 def _split(report: Report, checkpoint: Path, label: str, photos: PhotoSet, sample: int) -> None:
-    import torch
-
     from photosearch.indexer import service
     from photosearch.indexer.embedder import Embedder
     from photosearch.indexer.fingerprint import file_fingerprint
     from photosearch.indexer.images import load_photo
 
-    model = service.load_model(checkpoint)
     paths = photos.paths[:sample]
-    with Embedder(model) as embedder:
-        threads, half = embedder.torch_threads, max(1, -(-embedder.decode_side // 2))
-        transform = model.image_transform
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)  # as the embedder runs them
-        try:
-            fingerprint_s = _each(paths, file_fingerprint)
-            decode_s = _each(paths, lambda p: load_photo(p, target=half))
-            decoded = [load_photo(p, target=half).image for p in paths]
-            preprocess_s = _each(decoded, transform)
-            batch = torch.stack([transform(im) for im in decoded])
-            batch = torch.cat([batch] * -(-32 // len(batch)))[:32]
-            if embedder.channels_last:
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            model_s = _model_seconds(model, batch, embedder.precision)
-        finally:
-            torch.set_num_threads(previous)
+    one = service.load_model(checkpoint, image=False).load_image_tower(1)  # one intra-op thread: ms per core
+    side = one.image_size
+    half = max(1, -(-side // 2))  # as Embedder._prepare asks load_photo
+    fingerprint_s = _each(paths, file_fingerprint)
+    decode_s = _each(paths, lambda p: load_photo(p, target=half))
+    decoded = [load_photo(p, target=half).image for p in paths]
+    preprocess_s = _each(decoded, one.preprocess)
+    batch = np.stack([one.preprocess(im) for im in decoded])
+    batch = np.concatenate([batch] * -(-32 // len(batch)))[:32]
+    model_s = _model_seconds(one, batch)
+    model = service.load_model(checkpoint, image=False)
+    with Embedder(model) as embedder:  # its defaults: decode threads and ONNX Runtime threads
+        workers = getattr(embedder._pool, "_max_workers", "?")
         embedder.embed_files(paths[:2])  # warm-up
         started = time.perf_counter()
         fast, errors = embedder.embed_files(paths)
         pipeline_rate = len(paths) / (time.perf_counter() - started)
-    precision = f"{embedder.precision}, {'channels_last' if embedder.channels_last else 'contiguous'}"
-    total = fingerprint_s + decode_s + preprocess_s + model_s * threads
+    total = fingerprint_s + decode_s + preprocess_s + model_s
     where = f"{label} photos, ms per photo on one core"
     for name, seconds, note in (
         ("fingerprint (blake2b of the file)", fingerprint_s, ""),
         ("decode (reduced-size JPEG, EXIF, RGB)", decode_s, f"to a short side >= {embedder.decode_side} px"),
-        ("preprocess (model.image_transform)", preprocess_s, ""),
-        ("model (backbone + heads, batch 32)", model_s, f"{threads} torch thread(s), {precision}"),
+        ("preprocess (SearchModel.preprocess: bicubic to the square input)", preprocess_s, f"{side} x {side} uint8"),
+        ("model (ONNX image tower, 32 photos a call)", model_s, "1 ONNX Runtime intra-op thread; the runtime's own chunks"),
     ):
-        share = seconds * (threads if name.startswith("model") else 1) / total
-        report.add("indexing", f"split: {name}", f"{seconds * 1e3:.1f} ms", note=f"{where}; {share:.0%} of CPU time; {note}".rstrip("; "),
-                   number=seconds * 1e3)
+        report.add("indexing", f"split: {name}", f"{seconds * 1e3:.1f} ms",
+                   note=f"{where}; {seconds / total:.0%} of CPU time; {note}".rstrip("; "), number=seconds * 1e3)
     report.add("indexing", "split: embedder in-process (decode || model)", f"{pipeline_rate:.1f} photos/s",
-               note=f"{len(paths)} photos, no SQLite; {len(errors)} errors")
-    cosines = _fidelity(model, paths[: min(8, len(paths))], fast)
+               note=f"{len(paths)} photos, no SQLite; embedder defaults ({workers} decode threads, ONNX Runtime "
+                    f"on all cores, no spinning); {len(errors)} errors")
+    cosines, reference = _fidelity(checkpoint, one, paths[: min(8, len(paths))], fast)
     report.add("indexing", "fast path vs full-res float reference: min cosine", f"{min(cosines):.4f}", ">= 0.99",
-               min(cosines) >= 0.99, note=f"mean {np.mean(cosines):.4f} over {len(cosines)} photos", number=min(cosines))
+               min(cosines) >= 0.99, note=f"mean {np.mean(cosines):.4f} over {len(cosines)} photos; reference: {reference}",
+               number=min(cosines))
 
 
 def _each(items, fn) -> float:
@@ -118,34 +113,41 @@ def _each(items, fn) -> float:
     return (time.perf_counter() - started) / len(items)
 
 
-def _model_seconds(model, batch, precision: str) -> float:
+def _model_seconds(model, batch: np.ndarray) -> float:
     """Seconds per photo of encode_search_images on `batch` (best of 3 runs), as the embedder runs it."""
-    import torch
-
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16")
-    with autocast:
-        model.encode_search_images(batch)  # warm-up
-        runs = []
-        for _ in range(3):
-            started = time.perf_counter()
-            model.encode_search_images(batch)
-            runs.append(time.perf_counter() - started)
+    model.encode_search_images(batch)  # warm-up
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        model.encode_search_images(batch)
+        runs.append(time.perf_counter() - started)
     return min(runs) / len(batch)
 
 
-def _fidelity(model, paths: list[Path], fast: dict) -> list[float]:
-    """Cosine of each fast-path vector with the reference: full decode, contiguous float32 model."""
-    import torch
+def _fidelity(checkpoint: Path, model, paths: list[Path], fast: dict) -> tuple[list[float], str]:
+    """Cosine of each fast-path vector with a reference: the full-resolution photo through the torch
+    model in float32 where torch is installed (its own transform), else through the ONNX model."""
     from PIL import Image, ImageOps
 
-    model.image_trunk.to(memory_format=torch.contiguous_format)
-    images = []
+    full = []
     for path in paths:
         with Image.open(path) as im:
-            images.append(model.image_transform(ImageOps.exif_transpose(im).convert("RGB")))
-    reference = model.encode_search_images(torch.stack(images))
+            full.append(ImageOps.exif_transpose(im).convert("RGB"))
+    try:
+        import torch
+
+        from photosearch.miniclip.checkpoint import load_checkpoint
+    except ImportError:
+        reference = model.encode_search_images(np.stack([model.preprocess(im) for im in full]))
+        what = "full decode, ONNX model (torch not installed)"
+    else:
+        torch_model = load_checkpoint(checkpoint).eval()
+        with torch.inference_mode():
+            reference = np.asarray(torch_model.encode_search_images(
+                torch.stack([torch_model.image_transform(im) for im in full])), dtype=np.float32)
+        what = "full decode, torch float32 model"
     cosines = []
     for path, ref in zip(paths, reference):
         vec = fast[str(path)]
         cosines.append(float(vec @ ref / (np.linalg.norm(vec) * np.linalg.norm(ref) + 1e-12)))
-    return cosines
+    return cosines, what
