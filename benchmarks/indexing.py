@@ -26,7 +26,7 @@ from benchmarks.models import run_photosearch
 from benchmarks.photos import PhotoSet, photo_set
 from benchmarks.report import Report
 
-TARGET_12MP = 20.0  # photos/s
+TARGET_12MP = 25.0  # photos/s on the 2-core machine, idle (issue 11)
 
 
 def run(report: Report, checkpoint: Path, work: Path, quick: bool, count_12mp: int, count_2mp: int) -> None:

@@ -66,15 +66,16 @@ def search_dim(path: Path) -> int:
 
 
 def checkpoint_summary(path: Path) -> str:
-    """'name (fingerprint f, search_dim D, backbone + text encoder, size px)', from the header."""
+    """'name (fingerprint f, export e, search_dim D, backbone + text encoder, size px)', from the headers."""
     import json
 
+    from photosearch.indexer.resources import model_fingerprint
     from photosearch.miniclip.checkpoint import read_metadata
 
     meta = read_metadata(path)
     config = json.loads(meta["config"])
-    return (f"{path.name} (fingerprint {meta['fingerprint']}, search_dim {search_dim(path)}, "
-            f"{config['backbone']} + {config['text_encoder']}, {config['image_size']} px)")
+    return (f"{path.name} (fingerprint {meta['fingerprint']}, export {model_fingerprint(path)}, "
+            f"search_dim {search_dim(path)}, {config['backbone']} + {config['text_encoder']}, {config['image_size']} px)")
 
 
 # -- processes ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ Every figure is a fresh process of the real CLI, old and new interleaved within 
 - daemon to first photo: spawn of `watch` on a folder of 4 new photos (fresh library) until
   its log says the first scan is done (every photo embedded and committed);
 - daemon RSS: VmHWM of `watch` holding the 10k/100k libraries, after start-up and 60 socket
-  queries. Libraries: benchmarks.libraries around the bundled photos' vectors.
+  queries (their p50 is reported too). Libraries: benchmarks.libraries around the bundled photos' vectors.
 
 The old tree's processes run with it as working directory and PYTHONPATH: its top-level
 `cli`, `indexer`... would otherwise resolve to this checkout's folders of the same names. Old
@@ -180,8 +180,12 @@ def _library_side(results: dict, side: Side, folder: Path, size: str, root: Path
         results.setdefault((size, "cold", side.name), []).append(wall)
     with DaemonProcess(folder, root, side.checkpoint, scratch / "daemon-lib.log", side.command, side.env,
                        side.cwd) as daemon:
-        for i in range(60):
+        seconds = []
+        for i in range(62):
+            started = time.perf_counter()
             ipc.request(folder, {"op": "query", "text": TEXTS[i % len(TEXTS)], "k": 10})
+            seconds.append(time.perf_counter() - started)
+        results.setdefault((size, "warm", side.name), []).append(statistics.median(seconds[2:]) * 1e3)
         results.setdefault((size, "rss", side.name), []).append(daemon.memory()["VmHWM"] / 2**20)
 
 
@@ -243,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{_fmt(figure[1], values):>24}")
         print(f"{_label(figure):44} " + " ".join(cells))
     for (key, what, name), values in results.items():  # same-round ratios: the load changes between rounds
-        if name == "new" and what in ("rate", "wall", "first", "cold", "rss", "erate", "cpu"):
+        if name == "new" and what in ("rate", "wall", "first", "cold", "rss", "erate", "cpu", "warm"):
             for old in (s.name for s in everyone[:-1]):
                 if (key, what, old) in results:
                     ratios = [a / b for a, b in zip(values, results[(key, what, old)])]
@@ -265,7 +269,7 @@ def _libraries(work: Path, sizes: list[int], log) -> list[tuple[str, Path]]:
 
 
 UNITS = {"rate": ("photos/s", 1, 1), "erate": ("photos/s", 1, 1), "cpu": ("ms", 1, 1), "wall": ("s", 1, 2), "first": ("s", 1, 2), "cold": ("s", 1, 2),
-         "rss": ("MiB", 1, 0)}
+         "rss": ("MiB", 1, 0), "warm": ("ms", 1, 1)}
 
 
 def _fmt(what: str, values: list[float] | None) -> str:
@@ -281,7 +285,7 @@ def _label(figure: tuple[str, str]) -> str:
     return {"rate": f"{key} index rate (scan seconds)", "wall": f"{key}: whole process wall",
             "first": "daemon start to first scan done (4 photos)", "erate": "embedder in-process, 64 x 12 MP",
             "cpu": "embedder CPU time per 12 MP photo", "cold": f"{key}: cold query (no daemon)",
-            "rss": f"{key}: daemon peak RSS (VmHWM)"}[what]
+            "rss": f"{key}: daemon peak RSS (VmHWM)", "warm": f"{key}: warm query, socket p50 of 60"}[what]
 
 
 if __name__ == "__main__":
