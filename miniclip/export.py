@@ -237,6 +237,8 @@ def export_model(model: MiniCLIP, checkpoint: str | Path) -> dict:
     if "sentences" in text.inputs:
         sentence_source = "checkpoint" if own_bert else "bundled"
         files.update(bundle_minilm())  # the bundled tokenizer serves fine-tuned weights too
+        if own_bert:  # the query path reads the fine-tuned MiniLM layers from the checkpoint itself
+            files["checkpoint"] = sha256_of(paths.checkpoint)
     preprocessing = {"resize": "square", "size": size, "resample": "bicubic", "input": "uint8 RGB (B, S, S, 3)",
                      "sentence_encoder": sentence_source}
     manifest = {

@@ -138,22 +138,20 @@ class SearchModel:
         return self
 
     def _load_sentence_encoder(self):
-        from safetensors import safe_open
-
-        from photosearch.miniclip.sentence_encoder import load_sentence_encoder
+        from photosearch.miniclip.sentence_encoder import load_sentence_encoder, map_safetensors
 
         files = self.manifest["files"]
         weights_file, tokenizer_file = MINILM_DIR / MINILM_WEIGHTS, MINILM_DIR / MINILM_TOKENIZER
         verify_sha256(tokenizer_file, files.get("minilm_tokenizer", ""), "the bundled MiniLM tokenizer")
         if self.manifest["preprocessing"].get("sentence_encoder") == "checkpoint":  # fine-tuned layers
             source, prefix = self.checkpoint_path, "text_encoder.bert."
+            verify_sha256(source, files.get("checkpoint", ""), "the checkpoint the export was made from")
         else:
             verify_sha256(weights_file, files.get("minilm_weights", ""), "the bundled MiniLM weights")
             source, prefix = weights_file, ""
         try:
-            with safe_open(str(source), framework="numpy") as f:
-                weights = {k.removeprefix(prefix): f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
-        except Exception:  # noqa: BLE001 - safetensors raises several kinds for a damaged file
+            weights = map_safetensors(source, prefix)
+        except (OSError, ValueError, KeyError, TypeError):
             raise CheckpointError(f"{source} is corrupt: its tensors cannot be read") from None
         return load_sentence_encoder(weights, tokenizer_file)
 
