@@ -12,6 +12,8 @@ What it takes care of:
 - Every Pillow mode becomes RGB: transparency is composited on white, 16-bit and float
   greyscale are scaled into 0..255 rather than clipped, CMYK and palettes are converted.
 - Animated images (GIF, APNG, WebP) give their first frame.
+- HEIC/HEIF (iPhone photos) and AVIF decode like the rest (decoders: `indexer.formats`); one
+  whose decoder is missing fails with a reason that says what to install.
 - The pixel count is checked from the header before any pixel is decoded
   (decompression-bomb guard).
 """
@@ -23,23 +25,15 @@ import re
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-BASE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
-HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
+from photosearch.indexer.formats import PHOTO_EXTENSIONS, is_photo, kind_of, missing_decoder
 
-try:  # HEIC/HEIF (iPhone photos) only when the optional plugin is installed.
-    from pillow_heif import register_heif_opener
-except ImportError:  # pragma: no cover - depends on the environment
-    HEIF_AVAILABLE = False
-else:  # pragma: no cover - depends on the environment
-    register_heif_opener()
-    HEIF_AVAILABLE = True
-
-SUPPORTED_EXTENSIONS = BASE_EXTENSIONS | (HEIF_EXTENSIONS if HEIF_AVAILABLE else frozenset())
+# What counts as a photo is fixed (indexer.formats); a photo whose decoder is missing fails
+# with a reason that says what to install. Kept here under its old name for the callers.
+SUPPORTED_EXTENSIONS = PHOTO_EXTENSIONS
 
 MAX_PIXELS = 100_000_000  # refuse images whose header declares more pixels than this
 DEFAULT_TARGET = 224  # the model's input side; images are kept at >= 2x this
@@ -73,8 +67,8 @@ class DecodedPhoto:
 
 
 def is_supported(path: str | os.PathLike) -> bool:
-    """Whether the file name has a photo extension we decode (case-insensitive)."""
-    return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
+    """Whether the file name has a photo extension (case-insensitive), decodable here or not."""
+    return is_photo(path)
 
 
 def load_photo(
@@ -111,10 +105,13 @@ def _decode(fh, path, target: int, max_pixels: int) -> DecodedPhoto:
         # complaints about a file ("Corrupt EXIF data") are not news for whoever runs us.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         warnings.simplefilter("ignore", UserWarning)
+        head = fh.read(64)
+        fh.seek(0)
         try:
             img = Image.open(fh)
         except UnidentifiedImageError:
-            raise PhotoDecodeError(path, "not a recognised image format") from None
+            reason = missing_decoder(path, head) or _unidentified_reason(path, head)
+            raise PhotoDecodeError(path, reason) from None
         except Image.DecompressionBombError as exc:
             raise PhotoDecodeError(path, _bomb_reason(exc, max_pixels)) from None
         width, height = img.size
@@ -240,6 +237,13 @@ def _bomb_reason(exc: Exception, max_pixels: int) -> str:
     found = re.search(r"\((\d+) pixels\)", str(exc))
     declared = f"{int(found.group(1)) / 1e6:.0f} MP, " if found else ""
     return f"image too large ({declared}limit {max_pixels / 1e6:g} MP)"
+
+
+def _unidentified_reason(path, head: bytes) -> str:
+    kind = kind_of(path, head)
+    if kind is not None:  # the decoder is there but refused the file
+        return f"not a readable {kind} image (corrupt, or a codec this build lacks)"
+    return "not a recognised image format"
 
 
 def _os_reason(exc: OSError) -> str:
