@@ -32,6 +32,9 @@ STORAGE = "tests/storage/"
 DAEMON = "tests/daemon/"
 MODEL = R + "test_model_input.py::"
 SAFETY = "tests/web/test_safety.py::"
+RUNTIME = "tests/miniclip/test_runtime.py::"
+LIBRARY_CLI = "tests/cli/test_library_cli.py::"
+IPHONE = "tests/indexer/test_iphone_formats.py::"
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,16 @@ CHECKS = [
     _bad_file("EXIF-rotated JPEG", R + "test_daemon_input.py::test_an_exif_rotated_photo_embeds_like_the_upright_one",
               IMAGES + "test_exif_orientation_6_comes_out_upright_with_swapped_dims"),
     _bad_file("JPEG with a garbage EXIF block"),
+    Check(BAD_INPUT, "HEIC/HEIF and AVIF photos: read, or failed with the reason (corrupt, no decoder)",
+          (IPHONE + "test_heic_is_a_photo_even_without_its_plugin", IPHONE + "test_heic_decodes_with_taken_at",
+           IPHONE + "test_heic_with_exif_orientation_comes_out_upright", IPHONE + "test_avif_decodes",
+           IPHONE + "test_truncated_heic_fails_with_a_reason",
+           IPHONE + "test_not_heif_content_with_heic_name_fails_with_a_reason",
+           IPHONE + "test_truncated_avif_fails_with_a_reason", IPHONE + "test_heic_without_plugin_fails_with_install_hint",
+           IPHONE + "test_heic_content_under_a_jpg_name_without_plugin_says_heif",
+           IPHONE + "test_avif_without_decoder_fails_with_upgrade_hint",
+           IPHONE + "test_scan_counts_heic_without_plugin_as_failed_then_indexes_it",
+           "tests/e2e/test_iphone_photos.py::test_converted_photo_is_found_first")),
     Check(BAD_INPUT, "non-UTF-8 and 255-byte names",
           (R + "test_bad_files.py::test_names_that_are_not_utf8_or_255_bytes_long",)),
     Check(BAD_INPUT, "file and folder without read permission",
@@ -112,6 +125,8 @@ CHECKS = [
            STORAGE + "test_index_file.py::test_save_under_enospc_keeps_previous_index")),
     Check(FAULT, "a batch that cannot be written (database busy)",
           (CRASHES + "test_a_batch_that_cannot_be_written_is_retried_not_dropped",)),
+    Check(FAULT, "reindex interrupted part-way",
+          (LIBRARY_CLI + "test_an_interrupted_reindex_says_how_to_finish_and_the_next_one_resumes",)),
     Check(FAULT, "a second daemon on the same library",
           (DAEMON + "test_lock_and_socket.py::test_lock_is_exclusive_and_names_its_holder",
            DAEMON + "test_lock_and_socket.py::test_lock_of_a_killed_process_is_free",
@@ -131,6 +146,13 @@ CHECKS = [
     Check(MODEL_INPUT, "checkpoint carrying a pickled object (not executed)",
           (MODEL + "test_a_broken_checkpoint_is_one_clear_error[pickled object-*",
            "tests/miniclip/test_checkpoint.py::test_pickled_object_is_refused_without_running_it")),
+    Check(MODEL_INPUT, "ONNX export missing, stale, corrupt, hand-edited or edited in place",
+          (RUNTIME + "test_missing_export", RUNTIME + "test_stale_export_after_the_checkpoint_changed",
+           RUNTIME + "test_corrupt_onnx_file", RUNTIME + "test_corrupt_or_forged_manifest",
+           RUNTIME + "test_a_hand_edited_manifest_is_corrupt_not_a_traceback",
+           RUNTIME + "test_a_file_edited_in_place_with_its_mtime_put_back_is_caught",
+           LIBRARY_CLI + "test_a_checkpoint_without_a_usable_export_is_one_line_naming_the_command",
+           LIBRARY_CLI + "test_a_running_daemon_does_not_hide_an_unusable_checkpoint")),
     Check(WEB, "path traversal (.., absolute, URL-encoded)",
           (SAFETY + "test_paths_from_the_request_are_refused",
            SAFETY + "test_absolute_paths_of_library_photos_are_refused")),
