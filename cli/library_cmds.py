@@ -58,8 +58,10 @@ def index(ctx, paths, checkpoint, as_json) -> None:
               help="Seconds a changed file must stay still before it is indexed.")
 @click.option("--poll", default=3.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds between checks for folders that vanish or come back (unplugged drives).")
+@click.option("--poll-unwatched", default=30.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds between two polls of the folders past the inotify watch limit.")
 @click.pass_context
-def watch(ctx, paths, checkpoint, settle, poll) -> None:
+def watch(ctx, paths, checkpoint, settle, poll, poll_unwatched) -> None:
     """Index folders, then keep them indexed as photos change; answer queries meanwhile.
 
     Runs until Ctrl-C or SIGTERM. Folders are remembered: with no PATH, the library's
@@ -73,7 +75,8 @@ def watch(ctx, paths, checkpoint, settle, poll) -> None:
     from photosearch.indexer.daemon import watch as run_daemon
 
     with user_errors():
-        run_daemon(list(paths), _library(ctx), checkpoint, _warn, settle_s=settle, poll_s=poll)
+        run_daemon(list(paths), _library(ctx), checkpoint, _warn, settle_s=settle, poll_s=poll,
+                   poll_unwatched_s=poll_unwatched)
 
 
 @click.command()
@@ -208,6 +211,11 @@ def format_status(report: dict) -> str:
     scan = daemon.get("scanning")
     lines.append("daemon:   " + (f"running (pid {daemon['pid']})" if daemon["running"] else "not running")
                  + (f", scanning {scan['done']}/{scan['total']} photos" if scan else ""))
+    if daemon.get("unwatched"):
+        lines.append(f"  warning: {daemon['unwatched_count']} folder(s) past the inotify watch limit "
+                     f"(fs.inotify.max_user_watches) are polled every {daemon['unwatched_poll_s']:g} s "
+                     "instead of watched: changes there show up late")
+        lines += [f"  unwatched: {path}" for path in daemon["unwatched"]]
     return "\n".join(lines)
 
 

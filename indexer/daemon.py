@@ -9,6 +9,8 @@
 5. Every `poll_s` seconds look at each root: one that disappears (an unplugged drive) or
    changes device (a drive mounted on an empty mount point) is rescanned, so its photos
    are marked missing, and reconciled when it comes back; the watcher is restarted.
+6. Folders the watcher cannot watch (past the inotify watch limit) are polled every
+   `poll_unwatched_s` seconds instead; `status` lists them under `daemon.unwatched`.
 
 SIGINT and SIGTERM end it cleanly: the batch in hand is finished and committed, the FAISS
 index saved, the socket removed, exit 0. After a SIGKILL nothing is lost but the batch in
@@ -27,6 +29,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from photosearch.indexer import service
+from photosearch.indexer.coverage import POLL_UNWATCHED_S
 from photosearch.indexer.ipc import SocketServer
 from photosearch.indexer.lock import LibraryLock
 from photosearch.indexer.service import Log, ServiceError
@@ -36,7 +39,7 @@ PROGRESS_EVERY_S = 0.5  # seconds between two progress lines on stderr
 
 def watch(paths: list[str], library_dir: str | None = None, checkpoint: str | None = None,
           log: Log = service.quiet, settle_s: float = 1.0, poll_s: float = 3.0,
-          stop: threading.Event | None = None) -> dict:
+          stop: threading.Event | None = None, poll_unwatched_s: float = POLL_UNWATCHED_S) -> dict:
     """Run the daemon until SIGINT/SIGTERM (or `stop` is set); return the last scan's report.
 
     `paths` are added to the library's roots; with none, the remembered roots are watched.
@@ -54,7 +57,7 @@ def watch(paths: list[str], library_dir: str | None = None, checkpoint: str | No
         service.ensure_same_model(lib, model.fingerprint)
         for root in roots:
             lib.add_root(root)
-        daemon = Daemon(lib, model, folder, log, stop, settle_s, poll_s)
+        daemon = Daemon(lib, model, folder, log, stop, settle_s, poll_s, poll_unwatched_s)
         return daemon.run()
 
 
@@ -62,9 +65,10 @@ class Daemon:
     """One running daemon over an open library and a loaded model; see the module doc."""
 
     def __init__(self, lib, model, folder: Path, log: Log, stop: threading.Event,
-                 settle_s: float, poll_s: float):
+                 settle_s: float, poll_s: float, poll_unwatched_s: float = POLL_UNWATCHED_S):
         self.lib, self.model, self.folder, self.log, self.stop = lib, model, folder, log, stop
-        self.settle_s, self.poll_s = settle_s, poll_s
+        self.settle_s, self.poll_s, self.poll_unwatched_s = settle_s, poll_s, poll_unwatched_s
+        self._watcher = None
         self._last_progress = 0.0
         self._report: dict = {}
         self._scanning: dict | None = None  # {"done", "total"} of the scan under way
@@ -80,7 +84,7 @@ class Daemon:
                                     daemon_pid=os.getpid(), scanning=lambda: self._scanning)
         self._thread = threading.get_ident()
         watcher = None
-        with Embedder(self.model) as embedder, SocketServer(self.folder, searcher.answer, self.log), \
+        with Embedder(self.model) as embedder, SocketServer(self.folder, self._answerer(searcher), self.log), \
                 _forwarded_logging(self.log):
             self.scanner = Scanner(self.lib, embedder, on_progress=self._progress)
             self.log(f"photosearch daemon (pid {os.getpid()}) watching {len(roots)} folder(s), "
@@ -125,18 +129,32 @@ class Daemon:
             self._last_progress = now
             self.log(f"scanning: {done}/{total} photos")
 
+    def _answerer(self, searcher):
+        """`searcher.answer`, with the folders inotify cannot watch added to `status`."""
+        def answer(request: dict) -> dict:
+            reply = searcher.answer(request)
+            if request.get("op") == "status":
+                unwatched = self._watcher.unwatched() if self._watcher is not None else []
+                reply["daemon"].update(unwatched=unwatched, unwatched_count=len(unwatched),
+                                       unwatched_poll_s=self.poll_unwatched_s)
+            return reply
+        return answer
+
     # -- watching ----------------------------------------------------------------------------
     def _start_watcher(self, roots: list[str]):
         from photosearch.indexer.watcher import Watcher
 
         watcher = Watcher(self.scanner, roots, settle_s=self.settle_s, hold_deletes_s=10.0,
-                          save_interval_s=30.0, on_report=self._changes)
+                          save_interval_s=30.0, poll_unwatched_s=self.poll_unwatched_s,
+                          on_report=self._changes)
         watcher.start(scan_first=True)
+        self._watcher = watcher
         return watcher
 
     def _stop_watcher(self, watcher) -> None:
         if watcher is not None:
             watcher.stop()
+        self._watcher = None
         return None
 
     def _changes(self, report) -> None:

@@ -2,7 +2,9 @@
 
 `PhotoEventHandler` runs on watchdog's thread. It only filters (photo extensions, hidden and
 junk folders, exclude globs, inside a watched root) and puts `Change`s on a queue; it never
-touches the disk or the library. `indexer.watcher` drains the queue on its own thread.
+touches the disk or the library, but for one `lstat` of a new name that is not a photo: a
+symlink created, moved or deleted is a `LINK` change (see `indexer.links`).
+`indexer.watcher` drains the queue on its own thread.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ from typing import Iterable
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from photosearch.indexer.folders import PathFilter, is_under
+from photosearch.indexer.images import is_supported
 
-CHANGED, FOLDER, DELETED, MOVED = "changed", "folder", "deleted", "moved"
+CHANGED, FOLDER, DELETED, MOVED, LINK = "changed", "folder", "deleted", "moved", "link"
 
 
 @dataclass(frozen=True)
 class Change:
     """One filtered filesystem event: `kind` is changed/folder/deleted/moved."""
 
-    kind: str
+    kind: str  # one of CHANGED, FOLDER, DELETED, MOVED, LINK
     path: str
     dest: str | None = None  # for moves
 
@@ -36,9 +39,12 @@ class PhotoEventHandler(FileSystemEventHandler):
         self.changes = changes
         self.roots = sorted((os.path.abspath(r) for r in roots), key=len, reverse=True)
         self.path_filter = path_filter
+        self.links: dict[str, str] = {}  # the followed symlinked folders (the watcher's view)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         path, kind = os.fsdecode(event.src_path), event.event_type
+        if not event.is_directory and kind in ("created", "deleted", "moved"):
+            self._links_changed(path, os.fsdecode(event.dest_path) if kind == "moved" else None)
         if kind == "moved":  # only a move between two wanted names is a move for us
             dest = os.fsdecode(event.dest_path)
             src_wanted = self.wants(path, event.is_directory)
@@ -60,6 +66,13 @@ class PhotoEventHandler(FileSystemEventHandler):
         elif kind in ("created", "modified", "closed", "attrib"):
             # attrib: a touch or a chmod (a file made readable again is worth a retry)
             self.changes.put(Change(CHANGED, path))
+
+    def _links_changed(self, path: str, dest: str | None) -> None:
+        """A symlink (to a folder, maybe) that appeared, went or moved: a `LINK` change."""
+        for end in (path, dest):
+            if end and not is_supported(end) and self.wants(end, is_directory=True) \
+                    and (end in self.links or os.path.islink(end)):
+                self.changes.put(Change(LINK, end))
 
     def wants(self, path: str, is_directory: bool) -> bool:
         """Inside a watched root, with no hidden/junk/excluded name; files must be photos."""

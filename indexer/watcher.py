@@ -16,6 +16,11 @@ Deletions wait until no new file is still settling (at most `hold_deletes_s`), s
 moved between two watched roots (seen as delete + create) is recognised as a move by its
 fingerprint instead of being removed and re-embedded. A root that disappears (drive
 unplugged) goes through `Scanner.scan`, which marks its photos missing instead of removing.
+
+What inotify does not see is covered too: symlinked folders' targets get watches of their
+own (`indexer.links`); folders past the inotify watch limit are polled every
+`poll_unwatched_s`, and a folder whose events may have been lost (queue overflow, a watch
+that disappeared) is rescanned (`indexer.coverage`).
 """
 
 from __future__ import annotations
@@ -27,13 +32,13 @@ import threading
 import time
 from typing import Callable, Iterable, Iterator
 
-from watchdog.observers import Observer
-
 from photosearch.storage import StorageError
 
+from photosearch.indexer.coverage import POLL_UNWATCHED_S, Coverage, covering_observer
 from photosearch.indexer.folders import is_under, walk_photos
+from photosearch.indexer.links import LinkWatches
 from photosearch.indexer.photo_events import (  # noqa: F401 - names importable from here too
-    CHANGED, DELETED, FOLDER, MOVED, Change, PhotoEventHandler,
+    CHANGED, DELETED, FOLDER, LINK, MOVED, Change, PhotoEventHandler,
 )
 from photosearch.indexer.scanner import ScanReport, Scanner
 from photosearch.indexer.settling import SettlingPaths
@@ -55,6 +60,7 @@ class Watcher:
         hold_deletes_s: float = 30.0,
         batch_size: int = 64,
         save_interval_s: float = 60.0,
+        poll_unwatched_s: float = POLL_UNWATCHED_S,
         on_report: Callable[[ScanReport], None] | None = None,
     ):
         self.scanner = scanner
@@ -64,6 +70,10 @@ class Watcher:
         self.on_report = on_report
         self.changes: queue.Queue[Change] = queue.Queue()
         self.handler = PhotoEventHandler(self.changes, self.roots, scanner.path_filter)
+        self.coverage = Coverage(poll_unwatched_s, lambda path: self.links.to_library(path))
+        self.links = LinkWatches(self.roots, scanner.path_filter, self.handler,
+                                 self.coverage.cannot_watch)
+        self.handler.links = self.links.links
         self._settling = SettlingPaths(settle_s, hold_deletes_s, self._photos_in)
         self._stop = threading.Event()
         self._observer = None
@@ -83,7 +93,7 @@ class Watcher:
             raise RuntimeError("watcher already started")
         self._stop.clear()
         self._busy = scan_first  # not idle until the first scan is done
-        observer = Observer()
+        observer = covering_observer(self.coverage)
         try:
             for root in self.roots:
                 if os.path.isdir(root):
@@ -131,6 +141,10 @@ class Watcher:
     def hold_deletes_s(self, value: float) -> None:
         self._settling.hold_deletes_s = value
 
+    def unwatched(self) -> list[str]:
+        """Folders inotify cannot watch (past its watch limit): polled instead."""
+        return self.coverage.unwatched()
+
     def idle(self) -> bool:
         """Nothing queued, settling or being applied: the library reflects every event so far."""
         return not self._busy and self.changes.empty() and not self._settling
@@ -145,6 +159,8 @@ class Watcher:
     # -- the worker thread -------------------------------------------------------------------
     def _run(self, scan_first: bool) -> None:
         try:
+            for root in self.roots:  # before the scan: nothing added meanwhile is missed
+                self._guarded(lambda root=root: self._follow_links(root))
             if scan_first:
                 self._guarded(lambda: self._report(self.scanner.scan(self.roots, self._stop)))
                 self._busy = False
@@ -165,6 +181,11 @@ class Watcher:
     def process_once(self, timeout: float = 0.0) -> None:
         """Drain queued changes, then apply whatever has settled (the worker's one step)."""
         try:
+            for folder in self.coverage.take_rescans():  # events may have been lost there
+                self._busy = True
+                self._sync_or_retry([folder])
+            for path in self.coverage.poll(self.scanner.path_filter, self.roots, time.monotonic()):
+                self._settling.watch(path)
             self._drain(timeout)
             self._busy = self._busy or bool(self._settling)
             self._apply_settled()
@@ -227,7 +248,16 @@ class Watcher:
             # unknown sources (x.jpg.part) and edits still need a look
             self._settling.watch(change.dest)
         else:
+            if change.kind == LINK:
+                self._follow_links(change.path)
             self._settling.watch(change.path)
+
+    def _follow_links(self, folder: str) -> None:
+        """Watch the targets of the symlinked folders at or under `folder` (and no more
+        those of links gone from there)."""
+        if self._observer is not None:
+            self.links.remove_under(self._observer, folder)
+            self.links.add_under(self._observer, folder)
 
     def _photos_in(self, folder: str) -> Iterator[str]:
         """The photos the handler would report inside `folder` (for a settled new folder)."""

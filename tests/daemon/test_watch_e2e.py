@@ -97,7 +97,8 @@ def test_one_daemon_per_library_same_answers_and_clean_sigterm(tmp_path, daemon_
     via_daemon = cli_json("--library", lib, "query", "a blue square", "-k", "3")
     assert via_daemon["source"] == "daemon"
     status = cli_json("--library", lib, "status")
-    assert status["daemon"] == {"running": True, "pid": daemon.proc.pid, "scanning": None}
+    assert status["daemon"] == {"running": True, "pid": daemon.proc.pid, "scanning": None,
+                                "unwatched": [], "unwatched_count": 0, "unwatched_poll_s": 30.0}
 
     assert daemon.signal(signal.SIGTERM) == 0
     assert not (lib / "daemon.sock").exists()
