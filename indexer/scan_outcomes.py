@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Mapping
 
 from photosearch.storage import INDEXED, Library, PhotoRecord
 
+from photosearch.indexer.copies import Copies
 from photosearch.indexer.folders import DiskFile, is_under
 
 # path -> (what the walk saw, the library's row for it or None, its content fingerprint)
@@ -49,7 +50,7 @@ class ScanReport:
 
 def settle_without_model(
     lib: Library,
-    model_fingerprint: str,
+    copies: Copies,
     found: DiskFile,
     record: PhotoRecord | None,
     fingerprint: str,
@@ -60,36 +61,32 @@ def settle_without_model(
 
     Touched (same content as its own indexed row), moved (the content belongs to an indexed
     photo whose file vanished in this walk, which is taken out of `vanished`, or is gone from
-    disk), or a copy of an indexed photo embedded by `model_fingerprint` (its vector is
-    reused). False: the file needs embedding.
+    disk), or a copy of an indexed photo embedded by the current model (its vector is
+    reused). `copies` looks each fingerprint up once per reconciliation, so N copies of one
+    file cost O(N), not O(N²). False: the file needs embedding.
     """
     if record is not None and record.status == INDEXED and record.fingerprint == fingerprint:
         lib.update_photo(replace(record, size=found.size, mtime=found.mtime))
         report.unchanged += 1
         return True
-    candidates = [c for c in lib.find_by_fingerprint(fingerprint) if c.status == INDEXED]
-    for candidate in candidates if record is None else ():
-        # Its old path vanished in this walk, or it lived elsewhere and is gone: a move.
-        if vanished.pop(candidate.path, None) or not os.path.lexists(candidate.path):
-            lib.move(candidate.id, found.path)
-            lib.update_photo(
-                replace(candidate, path=found.path, size=found.size, mtime=found.mtime)
-            )
-            report.moved += 1
-            return True
-    for candidate in candidates:
-        vector = lib.get_vector(candidate.id)
-        if candidate.model_fingerprint == model_fingerprint and vector is not None:
-            pid = lib.add_photo(new_record(found, fingerprint, candidate))
-            lib.set_vectors({pid: vector})  # an identical copy: same vector
-            count_new(report, record)
-            return True
+    candidate = None if record is not None else copies.claim_move(fingerprint, vanished)
+    if candidate is not None:  # its old path vanished in this walk, or it is gone: a move
+        lib.move(candidate.id, found.path)
+        lib.update_photo(replace(candidate, path=found.path, size=found.size, mtime=found.mtime))
+        report.moved += 1
+        return True
+    donor = copies.donor(fingerprint, vanished)
+    if donor is not None:  # an identical copy: same vector
+        pid = lib.add_photo(new_record(found, fingerprint, donor[0]))
+        lib.set_vectors({pid: donor[1]})
+        count_new(report, record)
+        return True
     return False
 
 
 def store_embedded(
     lib: Library,
-    model_fingerprint: str,
+    copies: Copies,
     embedded: Mapping[str, object],
     failed: Mapping[str, str],
     waiting: Waiting,
@@ -106,9 +103,10 @@ def store_embedded(
         vectors = {}
         for path, photo in embedded.items():
             found, record, fingerprint = waiting.pop(path)
-            row = new_record(found, fingerprint, photo, model_fingerprint)
+            row = new_record(found, fingerprint, photo, copies.model_fingerprint)
             pid = lib.add_photo(row)
             vectors[pid] = photo.vector
+            copies.learn(replace(row, id=pid), photo.vector)
             count_new(report, record)
         for path, reason in failed.items():
             found, record, fingerprint = waiting.pop(path)

@@ -39,12 +39,14 @@ from typing import Callable, Iterable, Iterator
 
 from photosearch.storage import INDEXED, MISSING, IndexSaveError, Library, PhotoRecord
 
+from photosearch.indexer.copies import Copies
 from photosearch.indexer.embedder import Embedder
 from photosearch.indexer.fingerprint import file_fingerprint
 from photosearch.indexer.folders import (
     DiskFile, is_under, library_filter, looks_unmounted, os_error_reason, walk_photos,
 )
 from photosearch.indexer.model_guard import MODEL_META_KEY, ModelMismatchError, check_model  # noqa: F401
+from photosearch.indexer.root_folders import scan_roots, settle_roots
 from photosearch.indexer.scan_outcomes import (
     ScanReport, Waiting, apply_rename, forget_later, gone, record_failure, remove_vanished,
     settle_without_model, store_embedded, walk_error_recorder,
@@ -90,10 +92,13 @@ class Scanner:
         """
         self._check_model()
         self._stop = stop
+        if not self.lib.read_only:
+            settle_roots(self.lib)  # a library from before roots were resolved
         if roots is None:
             roots = [root.path for root in self.lib.roots()]
+        roots = scan_roots(roots)
         report, plans, scanned = ScanReport(), [], []
-        for root in (os.path.abspath(r) for r in roots):
+        for root in roots:
             known = {record.path: record for record in self.lib.photos_under(root)}
             if looks_unmounted(root) and known:
                 self.lib.mark_missing_under(root)
@@ -187,9 +192,10 @@ class Scanner:
         with ThreadPoolExecutor(self.hash_workers, thread_name_prefix="fingerprint") as pool:
             # The embedder pulls paths lazily from _settle, so fingerprinting the next chunk
             # and decoding overlap with the model and the database writes of this one.
-            to_embed = self._settle(todo, pool, vanished, waiting, report)
+            copies = Copies(self.lib, self.embedder.fingerprint)
+            to_embed = self._settle(todo, pool, vanished, waiting, copies, report)
             for embedded, failed in self.embedder.embed_batches(to_embed):
-                self._store_batch(embedded, failed, waiting, vanished, report)
+                self._store_batch(embedded, failed, waiting, vanished, copies, report)
         return vanished
 
     def _remove(self, vanished: dict[str, PhotoRecord], report: ScanReport, keep_under=()) -> None:
@@ -200,7 +206,7 @@ class Scanner:
             return
         remove_vanished(self.lib, vanished, report, keep_under)
 
-    def _settle(self, todo, pool, vanished, waiting: Waiting, report) -> Iterator[str]:
+    def _settle(self, todo, pool, vanished, waiting: Waiting, copies, report) -> Iterator[str]:
         """Fingerprint chunk by chunk; apply touches, moves, copies and read failures (one
         transaction per chunk) and yield the paths that still need the model."""
         for start in range(0, len(todo), self.batch_size):
@@ -217,20 +223,17 @@ class Scanner:
                         old = record.fingerprint if record else ""
                         record_failure(self.lib, found, old, error, report)
                     elif not settle_without_model(
-                        self.lib, self.embedder.fingerprint, found, record, fingerprint,
-                        vanished, report,
+                        self.lib, copies, found, record, fingerprint, vanished, report
                     ):
                         waiting[found.path] = (found, record, fingerprint)
                         needs_model.append(found.path)
             self._advance(len(chunk) - len(needs_model))
             yield from needs_model
 
-    def _store_batch(self, embedded, failed, waiting: Waiting, vanished, report) -> None:
+    def _store_batch(self, embedded, failed, waiting: Waiting, vanished, copies, report) -> None:
         """One model batch written in one transaction (`store_embedded`), then progress, and
         a FAISS save every `save_every` batches."""
-        store_embedded(
-            self.lib, self.embedder.fingerprint, embedded, failed, waiting, vanished, report
-        )
+        store_embedded(self.lib, copies, embedded, failed, waiting, vanished, report)
         self._advance(len(embedded) + len(failed))
         self._batches += 1
         if self._batches % self.save_every == 0:

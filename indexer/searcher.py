@@ -17,6 +17,7 @@ from pathlib import Path
 
 from photosearch.indexer import ipc
 from photosearch.indexer import resources as service  # the shared helpers (a leaf: no cycle)
+from photosearch.indexer.live_hits import live_hits
 from photosearch.indexer.lock import holder
 from photosearch.indexer.resources import DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, Log, ServiceError, quiet
 from photosearch.indexer.thumbnails import Thumbnails
@@ -63,7 +64,7 @@ class Searcher:
             raise ServiceError("the query text is empty")
         vector = self.model.encode_search_texts([text])[0]  # (D,)
         try:
-            hits = self.lib.search(vector, k, under=under)
+            hits = live_hits(lambda n: self.lib.search(vector, n, under=_real(under)), k)
         except DimensionError:
             self._require_photos()
             raise ServiceError(service.model_mismatch(self.lib, self.fingerprint) or
@@ -74,7 +75,8 @@ class Searcher:
         return {"query": text, "k": k, "under": under, **self._results(hits)}
 
     def similar(self, path: str, k: int, under: str | None) -> dict:
-        record = self.lib.get_by_path(path)
+        # Stored by real path: `similar ~/Pictures/a.jpg` finds /data/photos/a.jpg.
+        record = self.lib.get_by_path(path) or self.lib.get_by_path(os.path.realpath(path))
         if record is None or record.status != "indexed":
             self._require_photos()  # an empty library says so first
             why = "is not in the library" if record is None else f"is {record.status}"
@@ -82,7 +84,7 @@ class Searcher:
                 why += f" ({record.error})"
             raise ServiceError(f"{path} {why}: index its folder first "
                                f"(`photosearch index {os.path.dirname(path) or '.'}`)")
-        hits = self.lib.similar(record.id, k, under=under)
+        hits = live_hits(lambda n: self.lib.similar(record.id, n, under=_real(under)), k, same_as=path)
         return {"photo": path, "k": k, "under": under, **self._results(hits)}
 
     def status(self) -> dict:
@@ -111,6 +113,11 @@ class Searcher:
     def _results(self, hits) -> dict:
         rows = [{"rank": i, "path": hit.photo.path, "score": hit.score} for i, hit in enumerate(hits, 1)]
         return {"source": self.source, "model_fingerprint": self.fingerprint, "results": rows}
+
+
+def _real(folder: str | None) -> str | None:
+    """`--under ~/Pictures` (a link to a root) means the real folder, as photos are stored."""
+    return os.path.realpath(folder) if folder else folder
 
 
 def _k(request: dict) -> int:

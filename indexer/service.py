@@ -62,9 +62,10 @@ def index(paths: list[str], library_dir: str | None = None, checkpoint: str | No
     folder = library_folder(library_dir)
     with LibraryLock(folder, "index"), opened_model_and_library(folder, checkpoint) as (model, lib):
         ensure_same_model(lib, model.fingerprint)
-        for root in roots:
-            lib.add_root(root)
-        return scan(lib, model, roots, progress)
+        # Registered by real path, and never overlapping: `index ~/Pictures` where that is a
+        # link to the root /data/photos scans (and reports) /data/photos.
+        covering = [lib.add_root(root).path for root in roots]
+        return scan(lib, model, list(dict.fromkeys(covering)), progress)
 
 
 def reindex(library_dir: str | None = None, checkpoint: str | None = None,

@@ -110,14 +110,18 @@ class PhotoMethods(LibraryCore):
 
     # -- roots and meta ----------------------------------------------------------------------
     def add_root(self, path: PathLike) -> RootRecord:
-        """Register folder ``path`` (normalised) as a root; an existing one is returned as is."""
+        """Register folder ``path`` by its real path (symlinks and ``..`` resolved) and return
+        the root that covers it: an existing root that is the same folder or holds it is
+        returned as is; existing roots inside it are merged into the new one."""
         with self._write() as tx:
-            return roots.add(tx.session, roots.normalise(path))
+            return roots.add(tx.session, roots.canonical(path))
 
     def remove_root(self, path: PathLike) -> bool:
-        """Stop watching ``path`` (its photos stay until removed)."""
+        """Stop watching ``path`` (as registered, or by its real path); its photos stay."""
         with self._write() as tx:
-            return roots.remove(tx.session, roots.normalise(path))
+            return roots.remove(tx.session, roots.normalise(path)) or roots.remove(
+                tx.session, roots.canonical(path)
+            )
 
     def roots(self) -> list[RootRecord]:
         """The registered roots, by path."""

@@ -16,17 +16,46 @@ def normalise(path: str | os.PathLike[str]) -> str:
     return os.path.normpath(os.fspath(path))
 
 
+def canonical(path: str | os.PathLike[str]) -> str:
+    """The folder's real path: symlinks, ``..`` and trailing slashes resolved."""
+    return os.path.realpath(os.fspath(path))
+
+
+def inside(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or lies inside it (compared as text)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def same_folder(a: str, b: str) -> bool:
+    """Two names of one folder on disk (e.g. a bind mount); False if either is unreadable."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _to_record(row: RootRow) -> RootRecord:
     return RootRecord(path=row.path, present=row.present, added_at=row.added_at)
 
 
 def add(session: Session, path: str) -> RootRecord:
-    row = session.scalars(select(RootRow).where(RootRow.path == path)).first()
-    if row is None:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        row = RootRow(path=path, present=True, added_at=now)
-        session.add(row)
-        session.flush()
+    """Register folder ``path`` (pass it ``canonical``) unless a root covers it already.
+
+    Roots never overlap: a root that is ``path``, holds it, or is the same folder under
+    another name is returned instead; roots inside ``path`` are merged into it (their rows
+    go, their photos' paths already lie inside ``path``).
+    """
+    rows = list(session.scalars(select(RootRow).order_by(RootRow.path)))
+    for row in rows:
+        if inside(path, row.path) or same_folder(path, row.path):
+            return _to_record(row)
+    for row in rows:
+        if inside(row.path, path):
+            session.delete(row)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    row = RootRow(path=path, present=True, added_at=now)
+    session.add(row)
+    session.flush()
     return _to_record(row)
 
 
