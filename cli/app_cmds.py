@@ -12,7 +12,8 @@ import click
 from click.core import ParameterSource
 
 from photosearch.cli.errors import user_errors
-from photosearch.cli.library_cmds import _print_hits, _progress_bar, _warn, checkpoint_option
+from photosearch.cli.library_cmds import _print_hits, _progress_bar, checkpoint_option
+from photosearch.cli.output import say, warn
 
 DEFAULT_PORT = 8765  # = indexer.web.DEFAULT_PORT (importing it here would slow down --help)
 
@@ -42,19 +43,19 @@ def demo(ctx, batch, k, results_dir, photos, checkpoint) -> None:
     """
     from photosearch.indexer.demo import BATCH_QUERIES, Demo
 
-    with user_errors(), Demo(_explicit_library(ctx), photos, checkpoint, results_dir, _warn) as session:
+    with user_errors(), Demo(_explicit_library(ctx), photos, checkpoint, results_dir, warn) as session:
         with _progress_bar("indexing demo photos") as progress:
             report = session.prepare(progress)
         if report is not None:
-            _warn(f"demo library {session.library}: {report['added'] + report['updated']} photos embedded, "
-                  f"{report['unchanged']} already indexed, {report['failed']} failed")
+            warn(f"demo library {session.library}: {report['added'] + report['updated']} photos embedded, "
+                 f"{report['unchanged']} already indexed, {report['failed']} failed")
         for text in BATCH_QUERIES if batch else _typed_queries():
             answer = session.ask(text, k)
             if batch:
-                click.echo(f"query: {text}")
+                say(f"query: {text}")
             _print_hits(answer, as_json=False, paths_only=False)
-            click.echo(f"grid: {answer['grid']}")
-        _warn(session.serve_hint())
+            say(f"grid: {answer['grid']}")
+        warn(session.serve_hint())
 
 
 @click.command()
@@ -79,10 +80,10 @@ def serve(ctx, host, port, checkpoint) -> None:
 
     def ready(url: str) -> None:
         click.echo(url)
-        _warn(f"serving the library's search page on {url} (Ctrl-C to stop)")
+        warn(f"serving the library's search page on {url} (Ctrl-C to stop)")
 
     with user_errors():
-        serve_page((ctx.obj or {}).get("library_dir"), host, port, checkpoint, _warn, on_ready=ready)
+        serve_page((ctx.obj or {}).get("library_dir"), host, port, checkpoint, warn, on_ready=ready)
 
 
 def _explicit_library(ctx: click.Context) -> str | None:

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from photosearch.indexer.path_json import to_bytes
+
 
 @contextlib.contextmanager
 def user_errors():
@@ -25,7 +27,14 @@ def user_errors():
     except Exception as exc:
         if not _is_user_error(exc):
             raise
-        raise click.ClickException(" ".join(str(exc).split()) or type(exc).__name__) from None
+        raise UserError(" ".join(str(exc).split()) or type(exc).__name__) from None
+
+
+class UserError(click.ClickException):
+    """A one-line error whose message may quote file names that are not valid UTF-8."""
+
+    def show(self, file=None) -> None:
+        click.echo(to_bytes(f"Error: {self.format_message()}"), file=file, err=file is None)
 
 
 def _is_user_error(exc: Exception) -> bool:

@@ -1,18 +1,19 @@
 """Library commands: index, watch, query, similar, status, reindex.
 
 Each one parses, calls one function of `indexer.service` (or `indexer.daemon.watch`) and
-prints: results on stdout, progress and warnings on stderr.
+prints: results on stdout, progress and warnings on stderr. Paths are printed as the file
+system's own bytes (a name need not be valid UTF-8), and JSON through `path_json.to_json`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 
 import click
 
 from photosearch.cli.errors import user_errors
+from photosearch.cli.output import dump, say, warn
 from photosearch.indexer import service
 
 checkpoint_option = click.option(
@@ -23,15 +24,15 @@ k_option = click.option("-k", "--top", "k", default=10, show_default=True, type=
                         help="How many photos to show.")
 in_option = click.option("--in", "under", type=click.Path(file_okay=False), default=None,
                          help="Only photos inside this folder.")
-paths_only_option = click.option("--paths-only", is_flag=True, help="Print only the paths, one per line.")
+paths_only_option = click.option("--paths-only", is_flag=True,
+                                 help="Print only the paths, one per line (-0 is right for any name).")
+null_option = click.option("-0", "--null", is_flag=True,
+                           help="Print only the paths, each ended by a NUL byte instead of a newline (like "
+                                "`find -print0`; for `xargs -0`): right for any file name, even one with a newline.")
 
 
 def _library(ctx: click.Context) -> str | None:
     return (ctx.obj or {}).get("library_dir")
-
-
-def _warn(message: str) -> None:
-    click.echo(message, err=True)
 
 
 @click.command()
@@ -75,7 +76,7 @@ def watch(ctx, paths, checkpoint, settle, poll, poll_unwatched) -> None:
     from photosearch.indexer.daemon import watch as run_daemon
 
     with user_errors():
-        run_daemon(list(paths), _library(ctx), checkpoint, _warn, settle_s=settle, poll_s=poll,
+        run_daemon(list(paths), _library(ctx), checkpoint, warn, settle_s=settle, poll_s=poll,
                    poll_unwatched_s=poll_unwatched)
 
 
@@ -86,21 +87,22 @@ def watch(ctx, paths, checkpoint, settle, poll, poll_unwatched) -> None:
 @checkpoint_option
 @json_option
 @paths_only_option
+@null_option
 @click.pass_context
-def query(ctx, words, k, under, checkpoint, as_json, paths_only) -> None:
+def query(ctx, words, k, under, checkpoint, as_json, paths_only, null) -> None:
     """Find the photos that best match a description, best first.
 
     \b
     Example:
         photosearch query "white chair" -k 5
-        photosearch query --paths-only -k 3 "red car" | xargs open
+        photosearch query -0 -k 3 "red car" | xargs -0 feh
     """
     text = " ".join(words).strip()
     if not text:
         raise click.UsageError('the query is empty: say what to look for, e.g. photosearch query "white chair"')
     with user_errors():
-        answer = service.query(text, k, under, _library(ctx), checkpoint, _warn)
-    _print_hits(answer, as_json, paths_only)
+        answer = service.query(text, k, under, _library(ctx), checkpoint, warn)
+    _print_hits(answer, as_json, paths_only, null)
 
 
 @click.command()
@@ -110,17 +112,19 @@ def query(ctx, words, k, under, checkpoint, as_json, paths_only) -> None:
 @checkpoint_option
 @json_option
 @paths_only_option
+@null_option
 @click.pass_context
-def similar(ctx, photo, k, under, checkpoint, as_json, paths_only) -> None:
+def similar(ctx, photo, k, under, checkpoint, as_json, paths_only, null) -> None:
     """Find the photos most like PHOTO (itself left out). PHOTO must already be indexed.
 
     \b
     Example:
         photosearch similar ~/Pictures/2023/beach.jpg -k 5
+        photosearch similar -0 ~/Pictures/2023/beach.jpg | xargs -0 feh
     """
     with user_errors():
-        answer = service.similar(photo, k, under, _library(ctx), checkpoint, _warn)
-    _print_hits(answer, as_json, paths_only)
+        answer = service.similar(photo, k, under, _library(ctx), checkpoint, warn)
+    _print_hits(answer, as_json, paths_only, null)
 
 
 @click.command()
@@ -136,8 +140,8 @@ def status(ctx, checkpoint, as_json) -> None:
         photosearch status --json | jq .photos
     """
     with user_errors():
-        report = service.status(_library(ctx), checkpoint, _warn)
-    click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
+        report = service.status(_library(ctx), checkpoint, warn)
+    dump(report) if as_json else say(format_status(report))
 
 
 @click.command()
@@ -170,22 +174,27 @@ def _progress_bar(label: str):
         yield update
 
 
-def _print_hits(answer: dict, as_json: bool, paths_only: bool) -> None:
+def _print_hits(answer: dict, as_json: bool, paths_only: bool, null: bool = False) -> None:
+    if as_json and null:
+        raise click.UsageError("--null prints paths, --json prints JSON: choose one")
     if as_json:
-        click.echo(json.dumps(answer, indent=2))
+        dump(answer)
         return
     if not answer["results"]:
-        _warn("no matching photos" + (f" in {answer['under']}" if answer.get("under") else ""))
+        warn("no matching photos" + (f" in {answer['under']}" if answer.get("under") else ""))
     for hit in answer["results"]:
-        click.echo(hit["path"] if paths_only else f"{hit['rank']}. {hit['path']} (score: {hit['score']:.3f})")
+        if null:
+            say(hit["path"], end=b"\0")
+        else:
+            say(hit["path"] if paths_only else f"{hit['rank']}. {hit['path']} (score: {hit['score']:.3f})")
 
 
 def _print_report(report: dict, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        dump(report)
         return
     for failure in report["failures"]:
-        _warn(f"failed: {failure['path']}: {failure['error']}")
+        warn(f"failed: {failure['path']}: {failure['error']}")
     counts = ", ".join(f"{report[n]} {n}" for n in ("added", "updated", "moved", "removed", "unchanged", "failed", "missing"))
     click.echo(f"{counts} ({report['seconds']:.1f} s)")
 

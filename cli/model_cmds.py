@@ -7,11 +7,11 @@ what to install.
 from __future__ import annotations
 
 import importlib.util
-import json
 
 import click
 
-from photosearch.cli.errors import user_errors
+from photosearch.cli.errors import UserError, user_errors
+from photosearch.cli.output import dump, say
 
 TRAINING_MODULES = ("torch", "timm", "transformers")  # what the `train` extra adds for these commands
 
@@ -63,8 +63,8 @@ def train(**opts) -> None:
     m = outcome.metrics["t2i"]
     if outcome.skipped:
         click.echo("skipped: " + ", ".join(f"{n} {r}" for r, n in outcome.skipped.items()), err=True)
-    click.echo(f"checkpoint: {outcome.checkpoint}")
-    click.echo(f"metrics:    {outcome.metrics_path}")
+    say(f"checkpoint: {outcome.checkpoint}")
+    say(f"metrics:    {outcome.metrics_path}")
     click.echo(f"text→image R@1 {m['R@1']:.1f}  R@5 {m['R@5']:.1f}  R@10 {m['R@10']:.1f}  MRR {m['MRR']:.3f}  MedR {m['MedR']:.0f}"
                f"  (best epoch {outcome.best_epoch} of {outcome.epochs_run}, {outcome.seconds:.0f} s)")
 
@@ -91,9 +91,9 @@ def evaluate(checkpoints, captions_json, image_root, concept_weight, as_json, ca
 
         rows = evaluate_checkpoints(list(checkpoints), captions_json, image_root, concept_weight, cache_dir, device)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        dump(rows)
         return
-    click.echo(format_table(rows))
+    say(format_table(rows))
 
 
 @click.command()
@@ -120,13 +120,13 @@ def export(checkpoint, as_json) -> None:
         try:
             written = export_checkpoint(path)
         except OSError as exc:
-            raise click.ClickException(f"cannot write the export beside {path}: {exc.strerror or exc}; "
+            raise UserError(f"cannot write the export beside {path}: {exc.strerror or exc}; "
                                        "copy the checkpoint into a folder you can write and export that copy") from None
     if as_json:
-        click.echo(json.dumps(written, indent=2, sort_keys=True))
+        dump(dict(sorted(written.items())))
         return
     for file in written.get("paths", []):
-        click.echo(f"wrote {file}")
+        say(f"wrote {file}")
     seconds = written.get("seconds")
     click.echo(f"fingerprint {written.get('fingerprint')}" + (f"  ({seconds:.1f} s)" if seconds is not None else ""))
 

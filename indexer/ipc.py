@@ -9,6 +9,10 @@ back, in order, on the same connection (it may send several requests).
     {"op": "status"}
     anything that fails                              -> {"ok": false, "error": "one line"}
 
+Both sides write through `path_json.to_json` and read through `path_json.from_json`: a path that
+is not valid UTF-8 travels as readable text plus its exact bytes (`"path_bytes"`, base64), so
+every line is valid JSON for any client and names survive the trip byte for byte.
+
 The socket is created mode 0600 (bound inside a private 0700 folder, then renamed into
 place, so it is never reachable by others even for a moment). Only the holder of the
 library lock serves it, so a socket file left by a killed daemon is simply replaced.
@@ -30,6 +34,8 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import Callable
+
+from photosearch.indexer.path_json import from_json, to_json
 
 SOCKET_NAME = "daemon.sock"
 MAX_LINE = 1 << 20  # bytes per request line
@@ -91,7 +97,7 @@ def request(folder: str | os.PathLike, payload: dict, timeout: float = 60.0) -> 
             raise DaemonUnavailable(f"cannot reach the daemon on {path}: {exc}") from None
         sock.settimeout(timeout)
         try:
-            sock.sendall(json.dumps(payload).encode() + b"\n")
+            sock.sendall(json.dumps(to_json(payload)).encode() + b"\n")
             line = _read_line(sock.makefile("rb"))
         except socket.timeout:
             raise RemoteError(f"the daemon did not answer within {timeout:g} s; try again") from None
@@ -107,7 +113,7 @@ def request(folder: str | os.PathLike, payload: dict, timeout: float = 60.0) -> 
         raise RemoteError("the daemon sent an unreadable reply") from None
     if not reply.get("ok"):
         raise RemoteError(str(reply.get("error") or "the daemon reported an unknown error"))
-    return reply.get("result") or {}
+    return from_json(reply.get("result") or {})
 
 
 def _read_line(stream) -> bytes:
@@ -131,7 +137,7 @@ class _Connection(socketserver.StreamRequestHandler):
                 return
             reply = self.server.answer(line)  # type: ignore[attr-defined]
             try:
-                self.wfile.write(json.dumps(reply).encode() + b"\n")
+                self.wfile.write(json.dumps(to_json(reply)).encode() + b"\n")
                 self.wfile.flush()
             except OSError:
                 return
@@ -153,6 +159,7 @@ class _ThreadingServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServe
             request_dict = json.loads(line)
             if not isinstance(request_dict, dict):
                 raise ValueError("not an object")
+            request_dict = from_json(request_dict)
         except ValueError:
             return {"ok": False, "error": "bad request: expected one JSON object per line"}
         try:

@@ -6,7 +6,9 @@
     GET /api/status               service.status's dict
     GET /thumb/ID, /photo/ID      a photo's thumbnail (JPEG) or the photo itself
 
-Each result is {"rank", "id", "path", "name", "score", "thumb", "photo"}. Errors are
+Each result is {"rank", "id", "path", "name", "score", "thumb", "photo"}. Names that are not
+valid UTF-8 show U+FFFD in "path"/"name" and come exact in "path_bytes"/"name_bytes" (base64;
+see indexer/path_json.py). Errors are
 {"error": "one line"} with status 400 (bad request, or a library problem the message
 explains), 403 (foreign Host header), 404 or 500 (a bug; logged).
 
@@ -32,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 from photosearch.indexer import service
 from photosearch.indexer.daemon import _stop_on_signals  # SIGINT/SIGTERM set an Event, as in the daemon
 from photosearch.indexer.images import PhotoDecodeError
+from photosearch.indexer.path_json import to_json
 from photosearch.indexer.searcher import HttpError, LibraryBackend
 from photosearch.indexer.thumbnails import jpeg_preview
 
@@ -141,7 +144,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 def _json(status: int, body: dict) -> Reply:
-    return status, "application/json; charset=utf-8", json.dumps(body).encode(), {}
+    return status, "application/json; charset=utf-8", json.dumps(to_json(body)).encode(), {}
 
 
 def _params(query: str) -> dict[str, str]:
