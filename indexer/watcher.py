@@ -247,8 +247,11 @@ class Watcher:
                 self._settling.watch(change.path)
             # unknown sources (x.jpg.part) and edits still need a look
             self._settling.watch(change.dest)
+            if os.path.isdir(change.dest):  # links inside a renamed folder have new paths
+                self._follow_links(change.path)
+                self._follow_links(change.dest)
         else:
-            if change.kind == LINK:
+            if change.kind in (LINK, FOLDER):  # a folder moved in may hold links
                 self._follow_links(change.path)
             self._settling.watch(change.path)
 

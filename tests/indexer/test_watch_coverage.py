@@ -194,3 +194,27 @@ def test_a_watch_that_disappears_on_a_folder_still_there_rescans_it(tmp_path, op
     finally:
         watcher.stop()
 
+
+
+def test_links_inside_a_folder_moved_in_or_renamed_while_watching_are_followed(tmp_path, opened):
+    lib, scanner = opened
+    root, elsewhere, album = tmp_path / "collection", tmp_path / "elsewhere" / "2024", tmp_path / "album"
+    make_photo(elsewhere / "a.jpg", (10, 20, 30))
+    root.mkdir()
+    album.mkdir()
+    (album / "2024").symlink_to(elsewhere)
+    watcher = Watcher(scanner, [root], settle_s=0.1)
+    watcher.start(scan_first=True)
+    try:
+        _wait_for(watcher.idle)
+        os.rename(album, root / "album")  # a folder holding a link moved into the watched tree
+        _wait_for(lambda: _has(lib, root / "album" / "2024" / "a.jpg"))
+        make_photo(elsewhere / "b.jpg", (200, 10, 10))
+        _wait_for(lambda: _has(lib, root / "album" / "2024" / "b.jpg"))
+        os.rename(root / "album", root / "trip")  # renamed: the link's path changes with it
+        _wait_for(lambda: _has(lib, root / "trip" / "2024" / "b.jpg") and watcher.idle())
+        make_photo(elsewhere / "c.jpg", (10, 200, 10))
+        _wait_for(lambda: _has(lib, root / "trip" / "2024" / "c.jpg"))
+        assert list(watcher.links.links) == [str(root / "trip" / "2024")]
+    finally:
+        watcher.stop()
