@@ -86,6 +86,7 @@ def photosearch_command() -> list[str]:
 
 def process_env() -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PHOTOSEARCH_LIBRARY"}
+    env["PHOTOSEARCH_TRUST_INDEX"] = "1"  # synthetic libraries' photos have no files (indexer.live_hits)
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env

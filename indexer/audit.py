@@ -47,7 +47,7 @@ class Audit:
 def audit(lib, path_filter: PathFilter | None = None) -> Audit:
     """Compare the library with what is on disk under its roots right now (`path_filter`:
     the scanner's, by default the library's own with no excludes)."""
-    path_filter = path_filter or library_filter(lib.folder)
+    path_filter = (path_filter or library_filter(lib.folder)).with_roots(root.path for root in lib.roots())
     result = Audit()
     disk: set[str] = set()
     rows = []

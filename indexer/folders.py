@@ -15,8 +15,8 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, Iterator
 
 from photosearch.indexer.images import is_supported
 
@@ -37,6 +37,13 @@ class PathFilter:
     """
 
     exclude: tuple[str, ...] = ()
+    # Real paths of every root of the library: a symlinked folder leading into one of them is an
+    # alias of photos indexed there under their own names, so no walk follows it.
+    indexed_roots: tuple[str, ...] = ()
+
+    def with_roots(self, roots: Iterable[str]) -> "PathFilter":
+        """This filter, knowing the library's roots (resolved here)."""
+        return replace(self, indexed_roots=tuple(sorted({os.path.realpath(r) for r in roots})))
 
     def skips_name(self, name: str, path: str = "") -> bool:
         """One folder entry: hidden, junk, or matching an exclude glob (by name or path)."""
@@ -87,11 +94,14 @@ def walk_photos(
     folder that points into it, or at one of its ancestors, is an alias of folders that are
     indexed under their own names, so it is not followed (else one photo would get two
     paths); one that points elsewhere (another drive) is. Each real folder (device, inode)
-    is listed once. Folders that cannot be listed and files that cannot be stat'ed go to
+    is listed once. A symlinked folder leading into another of the library's roots
+    (`path_filter.indexed_roots`) is not followed either: those photos are indexed there.
+    Folders that cannot be listed and files that cannot be stat'ed go to
     `on_error`; a file that vanishes between the listing and its stat is simply not there.
     """
     real_inside = os.path.realpath(inside or root)
-    if inside is not None and root != inside and os.path.islink(root) and _alias(root, real_inside):
+    others = path_filter.indexed_roots
+    if inside is not None and root != inside and os.path.islink(root) and _alias(root, real_inside, others):
         return
     stack, seen = [root], set()
     while stack:
@@ -112,7 +122,7 @@ def walk_photos(
                 continue
             try:
                 if entry.is_dir():
-                    if not entry.is_symlink() or not _alias(entry.path, real_inside):
+                    if not entry.is_symlink() or not _alias(entry.path, real_inside, others):
                         subfolders.append(entry.path)
                 elif entry.is_file() and is_supported(entry.name):
                     st = entry.stat()
@@ -124,10 +134,12 @@ def walk_photos(
         stack.extend(reversed(subfolders))  # depth-first, in name order
 
 
-def _alias(link: str, real_inside: str) -> bool:
-    """A symlinked folder leading into the walked tree, or to an ancestor of it (a loop)."""
+def _alias(link: str, real_inside: str, indexed_roots: tuple[str, ...] = ()) -> bool:
+    """A symlinked folder leading into the walked tree, to an ancestor of it (a loop), or into
+    another root of the library."""
     target = os.path.realpath(link)
-    return is_under(target, real_inside) or is_under(real_inside, target)
+    return (is_under(target, real_inside) or is_under(real_inside, target)
+            or any(is_under(target, root) for root in indexed_roots))
 
 
 def looks_unmounted(root: str) -> bool:

@@ -97,6 +97,7 @@ class Scanner:
         if roots is None:
             roots = [root.path for root in self.lib.roots()]
         roots = scan_roots(roots)
+        self.path_filter = self.path_filter.with_roots([root.path for root in self.lib.roots()] + roots)
         report, plans, scanned = ScanReport(), [], []
         for root in roots:
             known = {record.path: record for record in self.lib.photos_under(root)}

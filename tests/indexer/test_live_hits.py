@@ -56,3 +56,12 @@ def test_the_photo_itself_under_another_name_is_left_out(tmp_path):
     paths = [tmp_path / "hardlink.jpg", tmp_path / "other.jpg"]
     hits = live_hits(_searcher(paths, []), 5, same_as=str(photo))
     assert [h.photo.path for h in hits] == [str(tmp_path / "other.jpg")]
+
+
+def test_trust_index_answers_without_looking_at_files(tmp_path, monkeypatch):
+    """The benchmarks' synthetic libraries have no files: PHOTOSEARCH_TRUST_INDEX=1 skips the check."""
+    paths = [tmp_path / f"{i}.jpg" for i in range(6)]  # none exists
+    monkeypatch.setenv("PHOTOSEARCH_TRUST_INDEX", "1")
+    calls = []
+    assert [h.photo.path for h in live_hits(_searcher(paths, calls), 3)] == [str(p) for p in paths[:3]]
+    assert len(calls) == 1

@@ -118,3 +118,21 @@ def _old_root_row(lib, path):
     """Insert a root row as the library did before roots were resolved (no checks)."""
     with lib._write() as tx:
         tx.session.add(RootRow(path=path, present=True, added_at=datetime(2026, 1, 1)))
+
+
+@pytest.mark.parametrize("order", ["linked root first", "linking root first"])
+def test_a_link_from_one_root_into_another_does_not_index_a_photo_twice(photos, lib, scanner, tmp_path, order):
+    """Root B holds a symlinked folder leading into root A: its photos are A's, indexed once,
+    whichever root was added first (the walk of B skips it; a later A takes them as its own)."""
+    real, _ = photos
+    other = tmp_path / "other"
+    make_photo(other / "d.jpg", (9, 9, 9))
+    (other / "from-a").symlink_to(real / "2020")
+    roots = [real, other] if order == "linked root first" else [other, real]
+    for root in roots:
+        _index(lib, scanner, root)
+    scanner.scan()  # every root once more: nothing moves back and forth
+    paths = _all_paths(lib)
+    assert sorted(os.path.realpath(p) for p in paths) == sorted(set(os.path.realpath(p) for p in paths))
+    assert str(real / "2020" / "c.jpg") in paths and str(other / "d.jpg") in paths
+    assert len(paths) == 4

@@ -35,6 +35,10 @@ SAFETY = "tests/web/test_safety.py::"
 RUNTIME = "tests/miniclip/test_runtime.py::"
 LIBRARY_CLI = "tests/cli/test_library_cli.py::"
 IPHONE = "tests/indexer/test_iphone_formats.py::"
+COVERAGE = "tests/indexer/test_watch_coverage.py::"
+ROOTS = "tests/indexer/test_root_folders.py::"
+STALE = "tests/cli/test_stale_results.py::"
+NAMES = "tests/cli/test_undecodable_names.py::"
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,36 @@ CHECKS = [
            IPHONE + "test_avif_without_decoder_fails_with_upgrade_hint",
            IPHONE + "test_scan_counts_heic_without_plugin_as_failed_then_indexes_it",
            "tests/e2e/test_iphone_photos.py::test_converted_photo_is_found_first")),
+    Check(BAD_INPUT, "a symlinked folder gets photos while the daemon watches",
+          (COVERAGE + "test_photo_added_to_a_symlinked_folder_while_watching_is_indexed",
+           COVERAGE + "test_symlinks_created_and_removed_while_watching",
+           COVERAGE + "test_links_inside_a_folder_moved_in_or_renamed_while_watching_are_followed",
+           COVERAGE + "test_handler_reports_symlinks_as_link_changes",
+           "tests/daemon/test_watch_coverage_e2e.py::test_daemon_indexes_a_photo_added_under_a_symlinked_folder")),
+    Check(BAD_INPUT, "one folder under two names, or nested in another root",
+          (ROOTS + "test_one_folder_under_another_name_is_the_same_root",
+           ROOTS + "test_indexing_through_a_symlink_first_stores_real_paths",
+           ROOTS + "test_a_folder_inside_a_root_is_covered_by_it",
+           ROOTS + "test_a_wider_root_absorbs_the_roots_inside_it_without_re_embedding",
+           ROOTS + "test_a_library_that_indexed_one_folder_twice_is_mended_by_the_next_scan",
+           "tests/storage/test_roots.py::test_the_same_folder_by_inode_is_the_same_root",
+           STALE + "test_a_root_indexed_again_through_a_symlink_is_one_root")),
+    Check(BAD_INPUT, "thousands of byte-identical copies",
+          ("tests/indexer/test_copies.py::test_copies_share_one_lookup_and_reuse_the_vector",
+           "tests/indexer/test_copies.py::test_a_copy_and_a_move_of_one_content_in_one_scan")),
+    Check(BAD_INPUT, "a photo deleted with no daemon running, then searched",
+          (STALE + "test_query_leaves_out_a_deleted_photo_and_still_fills_k",
+           STALE + "test_paths_only_lists_only_files_that_exist", STALE + "test_similar_leaves_out_a_deleted_photo",
+           STALE + "test_the_web_backend_leaves_out_a_deleted_photo",
+           STALE + "test_the_daemons_searcher_skips_a_file_gone_before_the_watcher_noticed")),
+    Check(BAD_INPUT, "names that are not UTF-8, printed under a strict UTF-8 locale",
+          (NAMES + "test_index_query_similar_status_print_the_original_bytes",
+           NAMES + "test_errors_quote_names_by_their_bytes",
+           NAMES + "test_json_output_is_valid_unicode_with_the_exact_bytes_beside",
+           "tests/daemon/test_undecodable_names.py::test_daemon_socket_query_similar_and_log_with_an_undecodable_folder",
+           "tests/web/test_undecodable_names.py::test_api_names_are_valid_unicode_with_exact_bytes_and_files_are_served")),
+    Check(BAD_INPUT, "names with newlines or spaces piped to xargs",
+          (NAMES + "test_null_output_round_trips_through_xargs_0",)),
     Check(BAD_INPUT, "non-UTF-8 and 255-byte names",
           (R + "test_bad_files.py::test_names_that_are_not_utf8_or_255_bytes_long",)),
     Check(BAD_INPUT, "file and folder without read permission",
@@ -125,6 +159,12 @@ CHECKS = [
            STORAGE + "test_index_file.py::test_save_under_enospc_keeps_previous_index")),
     Check(FAULT, "a batch that cannot be written (database busy)",
           (CRASHES + "test_a_batch_that_cannot_be_written_is_retried_not_dropped",)),
+    Check(FAULT, "more folders than the inotify watch limit",
+          (COVERAGE + "test_folders_past_the_watch_limit_are_reported_once_and_polled",
+           "tests/daemon/test_watch_coverage_e2e.py::test_daemon_reports_and_polls_folders_past_the_watch_limit")),
+    Check(FAULT, "events lost (inotify queue overflow, a watch gone)",
+          (COVERAGE + "test_queue_overflow_rescans_what_the_lost_events_could_have_touched",
+           COVERAGE + "test_a_watch_that_disappears_on_a_folder_still_there_rescans_it")),
     Check(FAULT, "reindex interrupted part-way",
           (LIBRARY_CLI + "test_an_interrupted_reindex_says_how_to_finish_and_the_next_one_resumes",)),
     Check(FAULT, "a second daemon on the same library",
