@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
+import re
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator
 
@@ -40,14 +41,20 @@ class PathFilter:
     # Real paths of every root of the library: a symlinked folder leading into one of them is an
     # alias of photos indexed there under their own names, so no walk follows it.
     indexed_roots: tuple[str, ...] = ()
+    # Bind mounts under those roots that show a folder already indexed under its own name in
+    # one of them (`mount --bind /data/A/2020 /data/B/mnt`): skipped like junk (`bind_aliases`).
+    alias_folders: frozenset[str] = frozenset()
 
     def with_roots(self, roots: Iterable[str]) -> "PathFilter":
-        """This filter, knowing the library's roots (resolved here)."""
-        return replace(self, indexed_roots=tuple(sorted({os.path.realpath(r) for r in roots})))
+        """This filter, knowing the library's roots (resolved here) and their bind-mount
+        aliases as mounted right now."""
+        indexed = tuple(sorted({os.path.realpath(r) for r in roots}))
+        return replace(self, indexed_roots=indexed, alias_folders=bind_aliases(indexed))
 
     def skips_name(self, name: str, path: str = "") -> bool:
-        """One folder entry: hidden, junk, or matching an exclude glob (by name or path)."""
-        if name.startswith(".") or name in JUNK_NAMES:
+        """One folder entry: hidden, junk, an alias bind mount, or matching an exclude glob
+        (by name or path)."""
+        if name.startswith(".") or name in JUNK_NAMES or path in self.alias_folders:
             return True
         patterns = JUNK_GLOBS + self.exclude
         return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(path, p) for p in patterns)
@@ -95,7 +102,8 @@ def walk_photos(
     indexed under their own names, so it is not followed (else one photo would get two
     paths); one that points elsewhere (another drive) is. Each real folder (device, inode)
     is listed once. A symlinked folder leading into another of the library's roots
-    (`path_filter.indexed_roots`) is not followed either: those photos are indexed there.
+    (`path_filter.indexed_roots`) is not followed either: those photos are indexed there,
+    nor is a bind mount showing a folder of those roots (`path_filter.alias_folders`).
     Folders that cannot be listed and files that cannot be stat'ed go to
     `on_error`; a file that vanishes between the listing and its stat is simply not there.
     """
@@ -103,6 +111,8 @@ def walk_photos(
     others = path_filter.indexed_roots
     if inside is not None and root != inside and os.path.islink(root) and _alias(root, real_inside, others):
         return
+    if any(is_under(root, alias) for alias in path_filter.alias_folders):
+        return  # inside a bind mount showing folders indexed under their own names
     stack, seen = [root], set()
     while stack:
         folder = stack.pop()
@@ -140,6 +150,66 @@ def _alias(link: str, real_inside: str, indexed_roots: tuple[str, ...] = ()) -> 
     target = os.path.realpath(link)
     return (is_under(target, real_inside) or is_under(real_inside, target)
             or any(is_under(target, root) for root in indexed_roots))
+
+
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+def bind_aliases(roots: Iterable[str], mountinfo: str = MOUNTINFO) -> frozenset[str]:
+    """Mount points inside `roots` (real paths) that show a folder which is also reachable,
+    under its own name, inside one of `roots`: bind mounts (`mount --bind /data/A/2020
+    /data/B/mnt`, or `A/x` bound at `A/y`). Their realpath is the mount point itself and they
+    share the source's (device, inode), so only the mount table tells them apart.
+
+    From `/proc/self/mountinfo` (field 3 device, 4 the mount's root inside its file system,
+    5 the mount point): a mount M is an alias when another mount N of the same device
+    shows the same folder at a place L inside a root (L = N's mount point + the rest of
+    M's root below N's), L being an ordinary folder of N (N's root strictly above M's) or,
+    for two mounts of the same folder, N being the older one (lower mount id). L must stat
+    to the same folder, so shadowed places do not count. No mount table (not Linux): none.
+    """
+    roots = tuple(roots)
+    try:
+        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return frozenset()
+    mounts = []  # (mount id, device, root within its file system, mount point)
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 5:
+            mounts.append((int(fields[0]) if fields[0].isdigit() else 0, fields[2],
+                           _unescape(fields[3]), _unescape(fields[4])))
+    aliases = set()
+    for mid, dev, fs_path, point in mounts:
+        if not any(is_under(point, r) and point != r for r in roots):
+            continue  # not inside a root (a root itself is resolved by `root_folders`)
+        for other_id, other_dev, other_fs, other_point in mounts:
+            if other_dev != dev or other_id == mid or not is_under(fs_path, other_fs):
+                continue
+            if fs_path == other_fs and other_id > mid:
+                continue  # the same folder mounted twice: the older mount is the real one
+            place = os.path.join(other_point, os.path.relpath(fs_path, other_fs))
+            place = os.path.normpath(place)
+            if is_under(place, point) or not any(is_under(place, r) for r in roots):
+                continue
+            if _same_folder(place, point):
+                aliases.add(point)
+                break
+    return frozenset(aliases)
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path: space, tab, newline and backslash are written as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _same_folder(a: str, b: str) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def looks_unmounted(root: str) -> bool:

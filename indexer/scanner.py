@@ -142,6 +142,9 @@ class Scanner:
         disk: dict[str, DiskFile] = {}
         known: dict[str, PhotoRecord] = {}
         roots = [root.path for root in self.lib.roots()]
+        # Bind mounts as they are now (a 20-line file read): paths inside one that shows
+        # another root's folder are skipped, so its photos keep one path.
+        self.path_filter = self.path_filter.with_roots(roots + list(self.path_filter.indexed_roots))
         for path in sorted({os.path.abspath(p) for p in paths}):
             if os.path.isdir(path):
                 root = next((r for r in roots if is_under(path, r)), None)

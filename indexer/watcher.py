@@ -69,6 +69,9 @@ class Watcher:
         self.save_interval_s = save_interval_s
         self.on_report = on_report
         self.changes: queue.Queue[Change] = queue.Queue()
+        # Knowing the library's roots and their bind-mount aliases before the first event.
+        scanner.path_filter = scanner.path_filter.with_roots(
+            [root.path for root in scanner.lib.roots()] + self.roots)
         self.handler = PhotoEventHandler(self.changes, self.roots, scanner.path_filter)
         self.coverage = Coverage(poll_unwatched_s, lambda path: self.links.to_library(path))
         self.links = LinkWatches(self.roots, scanner.path_filter, self.handler,
