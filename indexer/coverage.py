@@ -39,13 +39,15 @@ class Coverage:
     """
 
     def __init__(self, poll_s: float = POLL_UNWATCHED_S,
-                 to_library: Callable[[str], str] = lambda path: path):
+                 to_library: Callable[[str], str] = lambda path: path, told: threading.Event | None = None):
+        """`told`: set once the watch limit has been said; a daemon passes one Event to each
+        watcher it starts, so a restarted watcher does not say it again."""
         self.poll_s = poll_s
+        self._told_event = told if told is not None else threading.Event()
         self.to_library = to_library
         self._lock = threading.Lock()
         self._unwatched: set[str] = set()
         self._rescans: set[str] = set()
-        self._told = False
         self._seen: dict[str, dict[str, tuple]] = {}  # folder -> {photo: (size, mtime)} last poll
         self._next_poll = 0.0
 
@@ -56,7 +58,8 @@ class Coverage:
             if folder in self._unwatched:
                 return
             self._unwatched.add(folder)
-            first, self._told = not self._told, True
+            first = not self._told_event.is_set()
+            self._told_event.set()
             self._next_poll = min(self._next_poll, time.monotonic())  # look at it soon
         if first:
             log.warning("cannot watch %s and maybe more folders: the inotify watch limit "

@@ -68,6 +68,7 @@ class Daemon:
                  settle_s: float, poll_s: float, poll_unwatched_s: float = POLL_UNWATCHED_S):
         self.lib, self.model, self.folder, self.log, self.stop = lib, model, folder, log, stop
         self.settle_s, self.poll_s, self.poll_unwatched_s = settle_s, poll_s, poll_unwatched_s
+        self._unwatched_told = threading.Event()  # the watch limit is said once per daemon
         self._watcher = None
         self._last_progress = 0.0
         self._report: dict = {}
@@ -91,6 +92,7 @@ class Daemon:
                      f"answering on {self.folder / 'daemon.sock'}")
             try:
                 self._scan(roots)
+                roots = [root.path for root in self.lib.roots()]  # as the scan merged them (aliases gone)
                 seen = {root: _identity(root) for root in roots}
                 while not self.stop.is_set():
                     watcher = self._start_watcher(roots)
@@ -146,7 +148,7 @@ class Daemon:
 
         watcher = Watcher(self.scanner, roots, settle_s=self.settle_s, hold_deletes_s=10.0,
                           save_interval_s=30.0, poll_unwatched_s=self.poll_unwatched_s,
-                          on_report=self._changes)
+                          on_report=self._changes, unwatched_told=self._unwatched_told)
         watcher.start(scan_first=True)
         self._watcher = watcher
         return watcher

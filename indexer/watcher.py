@@ -62,6 +62,7 @@ class Watcher:
         save_interval_s: float = 60.0,
         poll_unwatched_s: float = POLL_UNWATCHED_S,
         on_report: Callable[[ScanReport], None] | None = None,
+        unwatched_told: threading.Event | None = None,
     ):
         self.scanner = scanner
         self.roots = [os.path.abspath(r) for r in roots]
@@ -73,7 +74,7 @@ class Watcher:
         scanner.path_filter = scanner.path_filter.with_roots(
             [root.path for root in scanner.lib.roots()] + self.roots)
         self.handler = PhotoEventHandler(self.changes, self.roots, scanner.path_filter)
-        self.coverage = Coverage(poll_unwatched_s, lambda path: self.links.to_library(path))
+        self.coverage = Coverage(poll_unwatched_s, lambda path: self.links.to_library(path), unwatched_told)
         self.links = LinkWatches(self.roots, scanner.path_filter, self.handler,
                                  self.coverage.cannot_watch)
         self.handler.links = self.links.links

@@ -218,3 +218,18 @@ def test_links_inside_a_folder_moved_in_or_renamed_while_watching_are_followed(t
         assert list(watcher.links.links) == [str(root / "trip" / "2024")]
     finally:
         watcher.stop()
+
+
+def test_the_watch_limit_is_said_once_across_the_watchers_of_one_daemon(caplog):
+    """The daemon starts a new watcher when a root goes and comes back; the limit is not said again."""
+    import logging
+    import threading
+
+    from photosearch.indexer.coverage import Coverage
+
+    told = threading.Event()
+    with caplog.at_level(logging.WARNING):
+        Coverage(told=told).cannot_watch("/photos/a")
+        Coverage(told=told).cannot_watch("/photos/b")
+        Coverage().cannot_watch("/photos/c")  # another daemon: said again
+    assert sum("inotify watch limit" in r.getMessage() for r in caplog.records) == 2
