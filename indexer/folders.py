@@ -109,7 +109,7 @@ def walk_photos(
     """
     real_inside = os.path.realpath(inside or root)
     others = path_filter.indexed_roots
-    if inside is not None and root != inside and os.path.islink(root) and _alias(root, real_inside, others):
+    if inside is not None and root != inside and os.path.islink(root) and alias_link(root, real_inside, others):
         return
     if any(is_under(root, alias) for alias in path_filter.alias_folders):
         return  # inside a bind mount showing folders indexed under their own names
@@ -132,7 +132,7 @@ def walk_photos(
                 continue
             try:
                 if entry.is_dir():
-                    if not entry.is_symlink() or not _alias(entry.path, real_inside, others):
+                    if not entry.is_symlink() or not alias_link(entry.path, real_inside, others):
                         subfolders.append(entry.path)
                 elif entry.is_file() and is_supported(entry.name):
                     st = entry.stat()
@@ -144,7 +144,7 @@ def walk_photos(
         stack.extend(reversed(subfolders))  # depth-first, in name order
 
 
-def _alias(link: str, real_inside: str, indexed_roots: tuple[str, ...] = ()) -> bool:
+def alias_link(link: str, real_inside: str, indexed_roots: Iterable[str] = ()) -> bool:
     """A symlinked folder leading into the walked tree, to an ancestor of it (a loop), or into
     another root of the library."""
     target = os.path.realpath(link)

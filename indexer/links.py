@@ -19,7 +19,7 @@ import threading
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from photosearch.indexer.folders import PathFilter, is_under
+from photosearch.indexer.folders import PathFilter, alias_link, is_under
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,7 @@ def _followed_links(start: str, roots: list[str], path_filter: PathFilter) -> li
         folder = stack.pop()
         if os.path.islink(folder) and folder != root:
             target = os.path.realpath(folder)
-            if is_under(target, real_root) or is_under(real_root, target) \
-                    or any(is_under(target, os.path.realpath(r)) for r in roots):
+            if alias_link(folder, real_root, (os.path.realpath(r) for r in roots)):
                 continue  # an alias of folders indexed under their own names, or a loop
             if os.path.isdir(target):
                 found.append((folder, target))
