@@ -4,6 +4,7 @@ running in a thread on a free port."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import threading
@@ -65,20 +66,28 @@ class Client:
         return status, json.loads(body)
 
 
-@pytest.fixture(scope="module")
-def served(web_library):
-    """(client, backend) of a server over `web_library`, answering in-process."""
-    backend = LibraryBackend(web_library["lib"], web_library["ckpt"])
+@contextlib.contextmanager
+def serving(backend: LibraryBackend, name: str = "test-web"):
+    """A Client of a server over `backend` on a free port, in a thread; afterwards the server is
+    shut down, its thread joined and the backend closed."""
     server = make_server(backend, port=0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-web")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name)
     thread.start()
     try:
-        yield Client(url(server)), backend
+        yield Client(url(server))
     finally:
         server.shutdown()
         thread.join()
         server.server_close()
         backend.close()
+
+
+@pytest.fixture(scope="module")
+def served(web_library):
+    """(client, backend) of a server over `web_library`, answering in-process."""
+    backend = LibraryBackend(web_library["lib"], web_library["ckpt"])
+    with serving(backend) as client:
+        yield client, backend
 
 
 @pytest.fixture

@@ -7,17 +7,16 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import threading
 
 import pytest
 
 from photosearch.indexer import service
 from photosearch.indexer.ipc import SocketServer
-from photosearch.indexer.web import LibraryBackend, make_server, url
+from photosearch.indexer.web import LibraryBackend
 from photosearch.storage import Library
 from tests.daemon.conftest import draw
 from tests.undecodable import odd_name
-from tests.web.conftest import Client
+from tests.web.conftest import serving
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +44,8 @@ def odd_client(request, odd_web):
 
 
 def _served(backend, source):
-    server = make_server(backend, port=0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-web-odd")
-    thread.start()
-    try:
-        yield Client(url(server)), source
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
-        backend.close()
+    with serving(backend, "test-web-odd") as client:
+        yield client, source
 
 
 def test_api_names_are_valid_unicode_with_exact_bytes_and_files_are_served(odd_client, odd_web):
