@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from photosearch.indexer import ipc
-from photosearch.indexer import resources as service  # the shared helpers (a leaf: no cycle)
+from photosearch.indexer import resources  # the helpers service.py shares too (a leaf: no cycle)
 from photosearch.indexer.live_hits import live_hits
 from photosearch.indexer.lock import holder
 from photosearch.indexer.resources import DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, Log, ServiceError, quiet
@@ -37,11 +37,11 @@ class Searcher:
         self.model = model
         self.checkpoint = getattr(model, "checkpoint_path", None) or (
             Path(checkpoint).expanduser() if checkpoint else DEFAULT_CHECKPOINT)
-        self.fingerprint = model.fingerprint if model is not None else service.model_fingerprint(self.checkpoint)
+        self.fingerprint = model.fingerprint if model is not None else resources.model_fingerprint(self.checkpoint)
         self.daemon_pid = daemon_pid
         self.scanning = scanning or (lambda: None)
         self.source = "daemon" if daemon_pid else "in-process"
-        for notice in (service.model_mismatch(lib, self.fingerprint), service.unfinished_reindex_message(lib)):
+        for notice in (resources.model_mismatch(lib, self.fingerprint), resources.unfinished_reindex_message(lib)):
             if notice:
                 log(f"warning: {notice}")
 
@@ -67,7 +67,7 @@ class Searcher:
             hits = live_hits(lambda n: self.lib.search(vector, n, under=_real(under)), k)
         except DimensionError:
             self._require_photos()
-            raise ServiceError(service.model_mismatch(self.lib, self.fingerprint) or
+            raise ServiceError(resources.model_mismatch(self.lib, self.fingerprint) or
                                "the library's vectors do not fit this model: run `photosearch reindex`") from None
         if not hits:
             # Counting photos costs a scan of the table (~0.1 s at a million): only when it can matter.
@@ -97,18 +97,18 @@ class Searcher:
             "failed": [{"path": r.path, "error": r.error} for r in self.lib.photos_by_status("failed")],
             "roots": [{"path": r.path, "present": r.present} for r in self.lib.roots()],
             "model": {"checkpoint": str(self.checkpoint), "fingerprint": self.fingerprint,
-                      "problem": None if self.fingerprint else service.model_problem(self.checkpoint),
+                      "problem": None if self.fingerprint else resources.model_problem(self.checkpoint),
                       "library_fingerprint": self.lib.get_meta(MODEL_META_KEY),
-                      "mismatch": service.model_mismatch(self.lib, self.fingerprint) is not None},
+                      "mismatch": resources.model_mismatch(self.lib, self.fingerprint) is not None},
             "index": {"vectors": stats["vectors"], "dim": stats["dim"], "type": stats["index_type"]},
             "daemon": {"running": pid is not None, "pid": pid, "scanning": self.scanning()},
-            "notice": service.unfinished_reindex_message(self.lib),
+            "notice": resources.unfinished_reindex_message(self.lib),
             "writer": None if running is None else {"pid": running[0], "command": running[1]},
         }
 
     def _require_photos(self) -> None:
         if not self.lib.stats()["by_status"]["indexed"]:
-            raise ServiceError(service.unfinished_reindex_message(self.lib) or service.empty_library_message(self.folder))
+            raise ServiceError(resources.unfinished_reindex_message(self.lib) or resources.empty_library_message(self.folder))
 
     def _results(self, hits) -> dict:
         rows = [{"rank": i, "path": hit.photo.path, "score": hit.score} for i, hit in enumerate(hits, 1)]
@@ -154,12 +154,12 @@ class LibraryBackend:
     """
 
     def __init__(self, library_dir=None, checkpoint=None, log: Log = quiet):
-        self.folder = service.library_folder(library_dir)
-        service.require_library(self.folder)
+        self.folder = resources.library_folder(library_dir)
+        resources.require_library(self.folder)
         self.checkpoint, self.log = checkpoint, log
-        self.wanted = service.model_fingerprint(service.checkpoint_path(checkpoint)) if checkpoint else None
+        self.wanted = resources.model_fingerprint(resources.checkpoint_path(checkpoint)) if checkpoint else None
         if checkpoint and self.wanted is None:
-            service.load_query_model(checkpoint)  # an unusable model is refused now, with its reason
+            resources.load_query_model(checkpoint)  # an unusable model is refused now, with its reason
         self.thumbnails = Thumbnails(self.folder)
         self._lock = threading.RLock()
         self._lib = self._model = self._searcher = None
@@ -241,8 +241,8 @@ class LibraryBackend:
             self.close()
             lib = self._library()
         if need_model and self._model is None:
-            self.log(f"loading the model ({service.checkpoint_path(self.checkpoint)})")
-            self._model, self._searcher = service.load_query_model(self.checkpoint), None
+            self.log(f"loading the model ({resources.checkpoint_path(self.checkpoint)})")
+            self._model, self._searcher = resources.load_query_model(self.checkpoint), None
         if self._searcher is None:
             self._searcher = Searcher(lib, self.folder, model=self._model, checkpoint=self.checkpoint, log=self.log)
         return self._searcher
