@@ -16,7 +16,8 @@ What keeps a 12 MP JPEG cheap on a small CPU (numbers: benchmarks/README.md):
 
 The model is anything with the attributes DESIGN.md promises: `preprocess` (PIL image ->
 uint8 array), `encode_search_images` ((B, ...) stacked arrays -> (B, D) float32), `search_dim`
-and `fingerprint`; `image_size` (the square input side) where it has one.
+and `fingerprint`; `image_size` (the square input side) and `encode_tagged_images` (vectors
+and each photo's automatic tags, `miniclip.tags`) where it has them.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class EmbeddedPhoto:
     width: int
     height: int
     taken_at: datetime | None
+    tags: tuple[tuple[str, float], ...] = ()  # (ImageNet class name, probability), best first
 
 
 @dataclass(frozen=True)
@@ -177,16 +179,21 @@ class Embedder:
         if not batch:
             return done
         pixels = np.stack([prepared.pixels for _, prepared in batch])  # (B, ...)
-        out = np.asarray(self.model.encode_search_images(pixels), dtype=np.float32)  # (B, D)
+        if hasattr(self.model, "encode_tagged_images"):  # a model that also names what it sees
+            out, tags = self.model.encode_tagged_images(pixels)
+        else:
+            out, tags = self.model.encode_search_images(pixels), [()] * len(batch)
+        out = np.asarray(out, dtype=np.float32)  # (B, D)
         if out.shape != (len(batch), self.search_dim):
             raise ValueError(
                 f"model returned vectors of shape {out.shape}, "
                 f"expected {(len(batch), self.search_dim)}"
             )
-        for (path, prepared), vec in zip(batch, out):
+        for (path, prepared), vec, photo_tags in zip(batch, out, tags):
             if np.all(np.isfinite(vec)):
                 done[path] = EmbeddedPhoto(
-                    np.ascontiguousarray(vec), prepared.width, prepared.height, prepared.taken_at
+                    np.ascontiguousarray(vec), prepared.width, prepared.height, prepared.taken_at,
+                    tuple(photo_tags),
                 )
             else:
                 errors[path] = "model produced a non-finite vector"

@@ -36,13 +36,16 @@ from photosearch.miniclip.export_manifest import (
 )
 from photosearch.miniclip.file_hashes import sha256_of
 from photosearch.miniclip.model import MiniCLIP
+from photosearch.miniclip.tags import tag_names
 from photosearch.miniclip.text_encoders import LSTMEncoder, TransformerTextEncoder
 
 OPSET = 17
 
 
 class _ImageGraph(nn.Module):
-    """uint8 pixels (B, S, S, 3) -> search vectors (B, D), as `MiniCLIP.encode_search_images`."""
+    """uint8 pixels (B, S, S, 3) -> search vectors (B, D), as `MiniCLIP.encode_search_images`,
+    and, where the backbone has its ImageNet classifier, the class probabilities (B, 1000) that
+    the library keeps as tags."""
 
     def __init__(self, model: MiniCLIP):
         super().__init__()
@@ -50,10 +53,18 @@ class _ImageGraph(nn.Module):
         self.register_buffer("mean", torch.tensor(model.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(model.std, dtype=torch.float32).view(1, 3, 1, 1))
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    @property
+    def outputs(self) -> list[str]:
+        return ["vectors"] + (["classes"] if self.model.image_classifier is not None else [])
+
+    def forward(self, pixels: torch.Tensor):
         x = pixels.permute(0, 3, 1, 2).float() / 255.0  # (B, S, S, 3) -> (B, 3, S, S), ToTensor's scale
         x = (x - self.mean) / self.std
-        return self.model.search_vectors_from_features(self.model.image_trunk(x))  # (B, D)
+        features = self.model.image_trunk(x)  # (B, C)
+        vectors = self.model.search_vectors_from_features(features)  # (B, D)
+        if self.model.image_classifier is None:
+            return vectors
+        return vectors, self.model.image_classifier(features).softmax(-1)  # (B, D), (B, 1000)
 
 
 class _PaddedBiLSTM(nn.Module):
@@ -175,15 +186,17 @@ def _example_text_inputs(model: MiniCLIP, graph: _TextGraph) -> tuple[torch.Tens
     return tuple(named[name] for name in graph.inputs)
 
 
-def _export(module: nn.Module, inputs: tuple, names: list[str], dynamic: dict, path: Path) -> None:
+def _export(module: nn.Module, inputs: tuple, names: list[str], dynamic: dict, path: Path,
+            outputs: tuple[str, ...] = ("vectors",)) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)  # the fused encoder-layer kernel has no ONNX form
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            torch.onnx.export(module, inputs, str(tmp), input_names=names, output_names=["vectors"],
-                              dynamic_axes={**dynamic, "vectors": {0: "batch"}}, opset_version=OPSET, dynamo=False)
+            torch.onnx.export(module, inputs, str(tmp), input_names=names, output_names=list(outputs),
+                              dynamic_axes={**dynamic, **{name: {0: "batch"} for name in outputs}},
+                              opset_version=OPSET, dynamo=False)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
     tmp.replace(path)
@@ -226,7 +239,7 @@ def export_model(model: MiniCLIP, checkpoint: str | Path) -> dict:
     size = model.config.image_size
     image = _ImageGraph(model).eval()
     _export(image, (torch.zeros(2, size, size, 3, dtype=torch.uint8),), ["pixels"],
-            {"pixels": {0: "batch"}}, paths.image)
+            {"pixels": {0: "batch"}}, paths.image, tuple(image.outputs))
     text = _TextGraph(model).eval()
     dynamic = {"ids": {0: "batch", 1: "tokens"}, "lengths": {0: "batch"}, "sentences": {0: "batch"}}
     _export(text, _example_text_inputs(model, text), text.inputs,
@@ -253,6 +266,8 @@ def export_model(model: MiniCLIP, checkpoint: str | Path) -> dict:
         "opset": OPSET,
         "exported_with": {"torch": torch.__version__},
     }
+    if "classes" in image.outputs:  # the names of the image graph's class probabilities (tags)
+        manifest["classes"] = tag_names(concepts.imagenet_class_names())
     manifest["fingerprint"] = model_fingerprint(manifest)
     write_manifest(paths, manifest)
     manifest["seconds"] = round(time.perf_counter() - started, 2)

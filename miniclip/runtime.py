@@ -104,6 +104,27 @@ class SearchModel:
 
     def encode_search_images(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 (B, S, S, 3) from `preprocess` -> search vectors (B, D) float32."""
+        return self._run_image(pixels)[0]
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The names of the image graph's class probabilities (tags), None for an export without."""
+        names = self.manifest.get("classes")
+        return names if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
+
+    def encode_tagged_images(self, pixels: np.ndarray) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
+        """Like `encode_search_images`, plus each photo's tags: [(class name, probability)] above
+        `tags.TAG_THRESHOLD`, most probable first (empty lists for an export without classes)."""
+        from photosearch.miniclip.tags import photo_tags
+
+        vectors, probs = self._run_image(pixels)
+        names = self.class_names
+        if probs is None or names is None or probs.shape[1:] != (len(names),):
+            return vectors, [[] for _ in range(len(vectors))]
+        return vectors, photo_tags(probs, names)
+
+    def _run_image(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(B, D) vectors and the (B, C) class probabilities, or None where the graph has none."""
         if self._image is None:
             with self._loading:
                 if self._image is None:
@@ -112,10 +133,12 @@ class SearchModel:
         if pixels.ndim != 4 or pixels.shape[1:] != (self.image_size, self.image_size, 3):
             raise ValueError(f"expected pixels (B, {self.image_size}, {self.image_size}, 3), got {pixels.shape}")
         if len(pixels) == 0:
-            return np.zeros((0, self.search_dim), dtype=np.float32)
-        chunks = [self._image.run(None, {"pixels": pixels[i:i + MODEL_BATCH]})[0]
-                  for i in range(0, len(pixels), MODEL_BATCH)]
-        return np.concatenate(chunks).astype(np.float32, copy=False)
+            return np.zeros((0, self.search_dim), dtype=np.float32), None
+        runs = [self._image.run(None, {"pixels": pixels[i:i + MODEL_BATCH]})
+                for i in range(0, len(pixels), MODEL_BATCH)]
+        vectors = np.concatenate([run[0] for run in runs]).astype(np.float32, copy=False)
+        probs = np.concatenate([run[1] for run in runs]) if len(runs[0]) > 1 else None
+        return vectors, probs
 
     # -- queries -----------------------------------------------------------------------------
     def load_text_tower(self) -> "SearchModel":

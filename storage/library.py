@@ -25,6 +25,7 @@ from .database import make_engine, storage_errors
 from .errors import StorageError
 from .library_core import PathLike
 from .library_photos import PhotoMethods
+from .library_tags import TagMethods
 from .library_vectors import VectorMethods
 from .migrations import migrate, require_current
 from .records import STATUSES
@@ -33,11 +34,11 @@ from .vector_index import IndexConfig
 DB_NAME = "library.sqlite"
 
 
-class Library(PhotoMethods, VectorMethods):
+class Library(PhotoMethods, VectorMethods, TagMethods):
     """A photo library stored in a folder (``open``) or in memory (``in_memory``).
 
     Its methods come in groups: photos, roots and meta (``library_photos``), vectors, search
-    and index upkeep (``library_vectors``), the transaction scope (``library_core``); opening,
+    and index upkeep (``library_vectors``), automatic tags (``library_tags``), the transaction scope (``library_core``); opening,
     closing and ``stats`` are here.
     """
 

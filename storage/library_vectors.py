@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from . import meta, photos, vector_rows
+from . import meta, photos, tags, vector_rows
 from .errors import DimensionError, PhotoNotFoundError, ReadOnlyError
 from .library_core import LibraryCore, PathLike
 from .records import SearchHit
@@ -57,6 +57,7 @@ class VectorMethods(LibraryCore):
         """Drop every vector (e.g. the model changed): indexed photos become pending."""
         with self._write() as tx:
             vector_rows.delete_all(tx.session)
+            tags.delete_all(tx.session)  # they came from the same model
             meta.remove(tx.session, meta.VECTOR_DIM)
             photos.demote_indexed(tx.session)
             tx.vectors.clear()
@@ -74,22 +75,24 @@ class VectorMethods(LibraryCore):
 
     # -- search ------------------------------------------------------------------------------
     def search(
-        self, query_vec: np.ndarray, k: int, under: PathLike | None = None
+        self, query_vec: np.ndarray, k: int, under: PathLike | None = None, tag: str | None = None
     ) -> list[SearchHit]:
         """Top-``k`` searchable photos by inner product with ``query_vec``, best first;
-        ``under``: only photos inside that folder."""
-        return self._search(query_vec, k, under, exclude=None)
+        ``under``: only photos inside that folder; ``tag``: only photos with that tag."""
+        return self._search(query_vec, k, under, exclude=None, tag=tag)
 
-    def similar(self, pid: int, k: int, under: PathLike | None = None) -> list[SearchHit]:
+    def similar(
+        self, pid: int, k: int, under: PathLike | None = None, tag: str | None = None
+    ) -> list[SearchHit]:
         """Top-``k`` photos most like photo ``pid`` (its own vector as the query), minus itself."""
         vector = self.get_vector(pid)
         if vector is None:
             raise PhotoNotFoundError(f"photo {pid} has no vector (unknown, or not indexed yet)")
-        return self._search(vector, k, under, exclude=pid)
+        return self._search(vector, k, under, exclude=pid, tag=tag)
 
-    def _search(self, query_vec, k: int, under, exclude: int | None) -> list[SearchHit]:
+    def _search(self, query_vec, k: int, under, exclude: int | None, tag: str | None = None) -> list[SearchHit]:
         self._check_open()
-        return search_hits(self._scope.read, self._vectors, query_vec, k, under, exclude)
+        return search_hits(self._scope.read, self._vectors, query_vec, k, under, exclude, tag)
 
     # -- upkeep ------------------------------------------------------------------------------
     def save_index(self) -> None:

@@ -66,7 +66,23 @@ def _v1_to_v2(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_v1, 2: _v1_to_v2}
+def _v2_to_v3(conn: Connection) -> None:
+    """Automatic tags (ImageNet classes) per photo. Photos indexed before stay untagged until
+    `photosearch reindex` (the export that computes tags has its own model fingerprint)."""
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE tags (
+            photo_id INTEGER NOT NULL REFERENCES photos (id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            probability FLOAT NOT NULL,
+            PRIMARY KEY (photo_id, name)
+        )
+        """
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_tags_name ON tags (name, photo_id)")
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_v1, 2: _v1_to_v2, 3: _v2_to_v3}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

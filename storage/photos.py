@@ -190,12 +190,18 @@ def searchable_ids_under(session: Session, root: str) -> np.ndarray:
 
 
 def search_filter(
-    session: Session, under: str | os.PathLike[str] | None, exclude: int | None
+    session: Session, under: str | os.PathLike[str] | None, exclude: int | None, tag: str | None = None
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(allow, deny)`` id arrays for a search: with ``under``, allow only the indexed photos
-    inside it; without, deny the ones with a vector that are not indexed. Never ``exclude``."""
-    if under is not None:
-        allow = searchable_ids_under(session, os.fspath(under))
+    """``(allow, deny)`` id arrays for a search: with ``under`` and/or ``tag``, allow only the
+    indexed photos inside that folder / with that tag; without, deny the ones with a vector
+    that are not indexed. Never ``exclude``."""
+    if under is not None or tag is not None:
+        if tag is not None:
+            from .tags import tagged_ids
+
+            allow = tagged_ids(session, tag, None if under is None else os.fspath(under))
+        else:
+            allow = searchable_ids_under(session, os.fspath(under))
         return (allow if exclude is None else allow[allow != exclude]), None
     deny = hidden_vector_ids(session)
     return None, (deny if exclude is None else np.append(deny, np.int64(exclude)))

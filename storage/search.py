@@ -3,7 +3,8 @@
 Only ``indexed`` photos with a vector are returned. ``missing`` photos (and any others that
 still hold a vector) are excluded inside FAISS with an ``IDSelector`` rather than filtered
 afterwards, so the search still returns ``k`` hits when ``k`` searchable photos exist;
-``under`` likewise becomes an allow-list of the indexed ids inside that folder.
+``under`` and ``tag`` likewise become an allow-list of the indexed ids inside that folder
+and with that tag.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ def search_hits(
     k: int,
     under: str | os.PathLike[str] | None,
     exclude: int | None,
+    tag: str | None = None,
 ) -> list[SearchHit]:
-    """Top-``k`` hits by inner product, best first, never photo ``exclude``."""
+    """Top-``k`` hits by inner product, best first, never photo ``exclude``; ``tag``: only
+    photos with that automatic tag."""
     query = np.ascontiguousarray(np.asarray(query_vec, dtype=np.float32).reshape(1, -1))  # (1, D)
     dim = vectors.dim()
     if dim is None or k <= 0:
@@ -34,7 +37,7 @@ def search_hits(
     if query.shape[1] != dim:
         raise DimensionError(f"query has dimension {query.shape[1]}, the library stores {dim}")
     with read() as session:
-        allow, deny = photos.search_filter(session, under, exclude)
+        allow, deny = photos.search_filter(session, under, exclude, tag)
     ids, scores = vectors.search(query, k, allow, deny)
     with read() as session:
         found = photos.get_many(session, ids)

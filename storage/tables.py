@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import Boolean, Float, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .path_text import PathText
@@ -65,3 +65,17 @@ class RootRow(Base):
     path: Mapped[str] = mapped_column(PathText, unique=True)
     present: Mapped[bool] = mapped_column(Boolean)
     added_at: Mapped[datetime]
+
+
+class TagRow(Base):
+    """An automatic tag of a photo: an ImageNet class its image tower saw, with its probability
+    (schema v3). Written with the photo's vector, by the same model."""
+
+    __tablename__ = "tags"
+    __table_args__ = (Index("ix_tags_name", "name", "photo_id"),)
+
+    photo_id: Mapped[int] = mapped_column(
+        ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    probability: Mapped[float] = mapped_column(Float)
