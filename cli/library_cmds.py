@@ -26,6 +26,8 @@ in_option = click.option("--in", "under", type=click.Path(file_okay=False), defa
                          help="Only photos inside this folder.")
 paths_only_option = click.option("--paths-only", is_flag=True,
                                  help="Print only the paths, one per line (-0 is right for any name).")
+tag_option = click.option("--tag", default=None, metavar="TAG",
+                          help="Only photos with this automatic tag (`photosearch tags` lists them).")
 null_option = click.option("-0", "--null", is_flag=True,
                            help="Print only the paths, each ended by a NUL byte instead of a newline (like "
                                 "`find -print0`; for `xargs -0`): right for any file name, even one with a newline.")
@@ -84,24 +86,27 @@ def watch(ctx, paths, checkpoint, settle, poll, poll_unwatched) -> None:
 @click.argument("words", nargs=-1, metavar="TEXT")
 @k_option
 @in_option
+@tag_option
 @checkpoint_option
 @json_option
 @paths_only_option
 @null_option
 @click.pass_context
-def query(ctx, words, k, under, checkpoint, as_json, paths_only, null) -> None:
-    """Find the photos that best match a description, best first.
+def query(ctx, words, k, under, tag, checkpoint, as_json, paths_only, null) -> None:
+    """Find the photos that best match a description, best first. Byte-identical copies are
+    one result, with the copies listed under it.
 
     \b
     Example:
         photosearch query "white chair" -k 5
+        photosearch query "running on the sand" --tag seashore
         photosearch query -0 -k 3 "red car" | xargs -0 feh
     """
     text = " ".join(words).strip()
     if not text:
         raise click.UsageError('the query is empty: say what to look for, e.g. photosearch query "white chair"')
     with user_errors():
-        answer = service.query(text, k, under, _library(ctx), checkpoint, warn)
+        answer = service.query(text, k, under, _library(ctx), checkpoint, warn, tag=tag)
     _print_hits(answer, as_json, paths_only, null)
 
 
@@ -109,12 +114,13 @@ def query(ctx, words, k, under, checkpoint, as_json, paths_only, null) -> None:
 @click.argument("photo", type=click.Path(dir_okay=False))
 @k_option
 @in_option
+@tag_option
 @checkpoint_option
 @json_option
 @paths_only_option
 @null_option
 @click.pass_context
-def similar(ctx, photo, k, under, checkpoint, as_json, paths_only, null) -> None:
+def similar(ctx, photo, k, under, tag, checkpoint, as_json, paths_only, null) -> None:
     """Find the photos most like PHOTO (itself left out). PHOTO must already be indexed.
 
     \b
@@ -123,7 +129,7 @@ def similar(ctx, photo, k, under, checkpoint, as_json, paths_only, null) -> None
         photosearch similar -0 ~/Pictures/2023/beach.jpg | xargs -0 feh
     """
     with user_errors():
-        answer = service.similar(photo, k, under, _library(ctx), checkpoint, warn)
+        answer = service.similar(photo, k, under, _library(ctx), checkpoint, warn, tag=tag)
     _print_hits(answer, as_json, paths_only, null)
 
 
@@ -181,12 +187,18 @@ def _print_hits(answer: dict, as_json: bool, paths_only: bool, null: bool = Fals
         dump(answer)
         return
     if not answer["results"]:
-        warn("no matching photos" + (f" in {answer['under']}" if answer.get("under") else ""))
+        warn("no matching photos" + (f" in {answer['under']}" if answer.get("under") else "")
+             + (f" tagged {answer['tag']!r}" if answer.get("tag") else ""))
     for hit in answer["results"]:
         if null:
             say(hit["path"], end=b"\0")
+        elif paths_only:
+            say(hit["path"])
         else:
-            say(hit["path"] if paths_only else f"{hit['rank']}. {hit['path']} (score: {hit['score']:.3f})")
+            tags = ", ".join(tag["name"] for tag in hit.get("tags", []))
+            say(f"{hit['rank']}. {hit['path']} (score: {hit['score']:.3f})" + (f" [{tags}]" if tags else ""))
+            for copy in hit.get("copies", []):
+                say(f"   same photo: {copy}")
 
 
 def _print_report(report: dict, as_json: bool) -> None:

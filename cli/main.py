@@ -12,7 +12,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click  # noqa: E402
 
-from photosearch.cli import app_cmds, library_cmds, model_cmds  # noqa: E402
+from photosearch.cli import app_cmds, browse_cmds, library_cmds, model_cmds  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,7 +40,7 @@ def cli(ctx: click.Context, library_dir: str | None) -> None:
     ctx.obj["library_dir"] = library_dir
 
 
-for module in (model_cmds, library_cmds, app_cmds):
+for module in (model_cmds, library_cmds, browse_cmds, app_cmds):
     for command in module.COMMANDS:
         cli.add_command(command)
 
@@ -49,7 +49,7 @@ for module in (model_cmds, library_cmds, app_cmds):
 # console script leaves them without the interpreter's teardown, which for a cold query spends
 # ~0.2 s unloading SQLAlchemy, FAISS and ONNX Runtime (0.60 vs 0.42 s for importing storage
 # and opening a library read-only, on the 2-core machine).
-LEAVE_AT_ONCE = frozenset({"query", "similar", "status"})
+LEAVE_AT_ONCE = frozenset({"query", "similar", "status", "duplicates", "tags"})
 _invoked: str | None = None
 
 

@@ -32,6 +32,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from photosearch.indexer.images import DEFAULT_TARGET, PhotoDecodeError, load_photo
+from photosearch.indexer.perceptual_hash import perceptual_hash
 from photosearch.miniclip.runtime import available_cores
 
 
@@ -44,6 +45,7 @@ class EmbeddedPhoto:
     height: int
     taken_at: datetime | None
     tags: tuple[tuple[str, float], ...] = ()  # (ImageNet class name, probability), best first
+    phash: int | None = None  # perceptual hash (indexer.perceptual_hash)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class _Prepared:
     width: int
     height: int
     taken_at: datetime | None
+    phash: int | None = None
 
 
 class Embedder:
@@ -167,11 +170,12 @@ class Embedder:
             return exc.reason
         try:
             pixels = self.model.preprocess(photo.image)
+            phash = perceptual_hash(photo.image)
         except Exception as exc:  # noqa: BLE001 - one odd image must not stop a batch
             return f"could not prepare image for the model ({type(exc).__name__}: {exc})"
         finally:
             photo.image.close()
-        return _Prepared(pixels, photo.width, photo.height, photo.taken_at)
+        return _Prepared(pixels, photo.width, photo.height, photo.taken_at, phash)
 
     def _encode(self, batch: list[tuple[str, _Prepared]], errors: dict[str, str]):
         """Run the model on one batch; non-finite vectors are added to `errors`."""
@@ -193,7 +197,7 @@ class Embedder:
             if np.all(np.isfinite(vec)):
                 done[path] = EmbeddedPhoto(
                     np.ascontiguousarray(vec), prepared.width, prepared.height, prepared.taken_at,
-                    tuple(photo_tags),
+                    tuple(photo_tags), prepared.phash,
                 )
             else:
                 errors[path] = "model produced a non-finite vector"

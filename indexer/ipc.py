@@ -4,9 +4,11 @@ Protocol: the client writes one JSON object per line and reads one JSON object p
 back, in order, on the same connection (it may send several requests).
 
     {"op": "ping"}                                   -> {"ok": true, "result": {...}}
-    {"op": "query", "text": "white chair", "k": 10, "under": "/photos/2023"}
-    {"op": "similar", "path": "/photos/a.jpg", "k": 10, "under": null}
+    {"op": "query", "text": "white chair", "k": 10, "under": "/photos/2023", "tag": null}
+    {"op": "similar", "path": "/photos/a.jpg", "k": 10, "under": null, "tag": "seashore"}
     {"op": "status"}
+    {"op": "duplicates", "near": true}
+    {"op": "tags"}
     anything that fails                              -> {"ok": false, "error": "one line"}
 
 Both sides write through `path_json.to_json` and read through `path_json.from_json`: a path that

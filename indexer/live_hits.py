@@ -17,6 +17,7 @@ synthetic libraries, whose million photos have no files (the check costs k `stat
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Callable
 
 # (how many hits) -> hits best first, each with .photo.path
@@ -42,6 +43,34 @@ def live_hits(search: Search, k: int, same_as: str | None = None) -> list:
         if len(live) >= k or len(hits) < fetch:
             return live[:k]
         fetch = 2 * fetch + (fetch - len(live))  # more than were lost, so it ends quickly
+
+
+@dataclass(frozen=True)
+class FoldedHit:
+    """One content among the results: its best-ranked photo, score, and byte-identical copies
+    that the same search found (same content fingerprint, so the same vector and score)."""
+
+    photo: object  # storage.PhotoRecord
+    score: float
+    copies: list = field(default_factory=list)  # PhotoRecords
+
+
+def folded_hits(search: Search, k: int, same_as: str | None = None) -> list[FoldedHit]:
+    """Up to `k` contents among the live hits of `search`, each with its copies folded under it
+    (copies rank side by side, so fetching more finds the rest of a folded content)."""
+    fetch = k + 1  # one more than asked: the k-th content is whole once another follows it
+    while True:
+        hits = live_hits(search, fetch, same_as)
+        folded: dict[str, FoldedHit] = {}
+        for hit in hits:
+            first = folded.get(hit.photo.fingerprint)
+            if first is None:
+                folded[hit.photo.fingerprint] = FoldedHit(hit.photo, hit.score)
+            else:
+                first.copies.append(hit.photo)
+        if len(folded) > k or len(hits) < fetch:
+            return list(folded.values())[:k]
+        fetch *= 2
 
 
 def _identity(path: str, missing=("", 0)):

@@ -183,6 +183,7 @@ def new_record(
     return PhotoRecord(
         path=found.path, size=found.size, mtime=found.mtime, fingerprint=fingerprint,
         width=photo.width, height=photo.height, taken_at=photo.taken_at,
+        phash=getattr(photo, "phash", None),
         model_fingerprint=model_fingerprint or getattr(photo, "model_fingerprint", None),
     )
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from photosearch.indexer import ipc
 from photosearch.indexer import resources  # the helpers service.py shares too (a leaf: no cycle)
-from photosearch.indexer.live_hits import live_hits
+from photosearch.indexer.duplicates import find_duplicates
+from photosearch.indexer.live_hits import folded_hits
 from photosearch.indexer.lock import holder
 from photosearch.indexer.resources import DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, Log, ServiceError, quiet
 from photosearch.indexer.thumbnails import Thumbnails
@@ -50,21 +51,26 @@ class Searcher:
         if op == "ping":
             return {"pid": os.getpid(), "library": str(self.folder), "model_fingerprint": self.fingerprint}
         if op == "query":
-            return self.query(str(request.get("text") or ""), _k(request), request.get("under"))
+            return self.query(str(request.get("text") or ""), _k(request), request.get("under"), _tag(request))
         if op == "similar":
-            return self.similar(str(request.get("path") or ""), _k(request), request.get("under"))
+            return self.similar(str(request.get("path") or ""), _k(request), request.get("under"), _tag(request))
         if op == "status":
             return self.status()
-        raise ServiceError(f"unknown request {op!r}: expected ping, query, similar or status")
+        if op == "duplicates":
+            return {**find_duplicates(self.lib, near=bool(request.get("near"))), "source": self.source}
+        if op == "tags":
+            return {"tags": [{"name": n, "photos": c} for n, c in self.lib.tag_counts()], "source": self.source,
+                    "notice": resources.model_mismatch(self.lib, self.fingerprint)}
+        raise ServiceError(f"unknown request {op!r}: expected ping, query, similar, status, duplicates or tags")
 
-    def query(self, text: str, k: int, under: str | None) -> dict:
+    def query(self, text: str, k: int, under: str | None, tag: str | None = None) -> dict:
         from photosearch.storage import DimensionError
 
         if not text.strip():
             raise ServiceError("the query text is empty")
         vector = self.model.encode_search_texts([text])[0]  # (D,)
         try:
-            hits = live_hits(lambda n: self.lib.search(vector, n, under=_real(under)), k)
+            hits = folded_hits(lambda n: self.lib.search(vector, n, under=_real(under), tag=tag), k)
         except DimensionError:
             self._require_photos()
             raise ServiceError(resources.model_mismatch(self.lib, self.fingerprint) or
@@ -72,9 +78,10 @@ class Searcher:
         if not hits:
             # Counting photos costs a scan of the table (~0.1 s at a million): only when it can matter.
             self._require_photos()
-        return {"query": text, "k": k, "under": under, **self._results(hits)}
+            self._require_tag(tag)
+        return {"query": text, "k": k, "under": under, "tag": tag, **self._results(hits)}
 
-    def similar(self, path: str, k: int, under: str | None) -> dict:
+    def similar(self, path: str, k: int, under: str | None, tag: str | None = None) -> dict:
         # Stored by real path: `similar ~/Pictures/a.jpg` finds /data/photos/a.jpg.
         record = self.lib.get_by_path(path) or self.lib.get_by_path(os.path.realpath(path))
         if record is None or record.status != "indexed":
@@ -84,8 +91,10 @@ class Searcher:
                 why += f" ({record.error})"
             raise ServiceError(f"{path} {why}: index its folder first "
                                f"(`photosearch index {os.path.dirname(path) or '.'}`)")
-        hits = live_hits(lambda n: self.lib.similar(record.id, n, under=_real(under)), k, same_as=path)
-        return {"photo": path, "k": k, "under": under, **self._results(hits)}
+        hits = folded_hits(lambda n: self.lib.similar(record.id, n, under=_real(under), tag=tag), k, same_as=path)
+        if not hits:
+            self._require_tag(tag)
+        return {"photo": path, "k": k, "under": under, "tag": tag, **self._results(hits)}
 
     def status(self) -> dict:
         stats = self.lib.stats()
@@ -110,14 +119,34 @@ class Searcher:
         if not self.lib.stats()["by_status"]["indexed"]:
             raise ServiceError(resources.unfinished_reindex_message(self.lib) or resources.empty_library_message(self.folder))
 
+    def _require_tag(self, tag: str | None) -> None:
+        from photosearch.storage.tags import matches
+
+        if tag is not None and not any(matches(tag, name) for name, _ in self.lib.tag_counts()):
+            raise ServiceError(f"no indexed photo is tagged {tag!r}: `photosearch tags` lists the tags")
+
     def _results(self, hits) -> dict:
-        rows = [{"rank": i, "path": hit.photo.path, "score": hit.score} for i, hit in enumerate(hits, 1)]
+        """Hits (each a `FoldedHit`) as result rows, with each photo's tags and its copies."""
+        tags = self.lib.tags_of([hit.photo.id for hit in hits])
+        rows = [{"rank": i, "path": hit.photo.path, "score": hit.score,
+                 "tags": [{"name": n, "probability": p} for n, p in tags.get(hit.photo.id, [])],
+                 "copies": [copy.path for copy in hit.copies]}
+                for i, hit in enumerate(hits, 1)]
         return {"source": self.source, "model_fingerprint": self.fingerprint, "results": rows}
 
 
 def _real(folder: str | None) -> str | None:
     """`--under ~/Pictures` (a link to a root) means the real folder, as photos are stored."""
     return os.path.realpath(folder) if folder else folder
+
+
+def _tag(request: dict) -> str | None:
+    tag = request.get("tag")
+    if tag is None or tag == "":
+        return None
+    if not isinstance(tag, str) or len(tag) > 200:
+        raise ServiceError("tag must be a tag's name, e.g. \"golden retriever\" (`photosearch tags` lists them)")
+    return tag.strip().lower()
 
 
 def _k(request: dict) -> int:

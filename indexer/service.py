@@ -32,19 +32,32 @@ from photosearch.indexer.searcher import Searcher
 
 # -- the commands ------------------------------------------------------------------------------
 def query(text: str, k: int = 10, under: str | None = None, library_dir: str | None = None,
-          checkpoint: str | None = None, log: Log = quiet) -> dict:
-    """The `k` photos that best match `text` (only inside folder `under`, if given)."""
+          checkpoint: str | None = None, log: Log = quiet, tag: str | None = None) -> dict:
+    """The `k` photos that best match `text` (only inside folder `under`, only photos with
+    automatic tag `tag`, if given); byte-identical copies are folded under one result."""
     if not text or not text.strip():
         raise ServiceError("the query text is empty: say what to look for, e.g. \"white chair\"")
-    request = {"op": "query", "text": text.strip(), "k": k, "under": _absolute(under)}
+    request = {"op": "query", "text": text.strip(), "k": k, "under": _absolute(under), "tag": tag}
     return _answer(request, library_dir, checkpoint, log, need_model=True)
 
 
 def similar(photo: str, k: int = 10, under: str | None = None, library_dir: str | None = None,
-            checkpoint: str | None = None, log: Log = quiet) -> dict:
+            checkpoint: str | None = None, log: Log = quiet, tag: str | None = None) -> dict:
     """The `k` indexed photos most like `photo` (itself excluded); `photo` must be indexed."""
-    request = {"op": "similar", "path": _absolute(photo), "k": k, "under": _absolute(under)}
+    request = {"op": "similar", "path": _absolute(photo), "k": k, "under": _absolute(under), "tag": tag}
     return _answer(request, library_dir, checkpoint, log, need_model=False)
+
+
+def duplicates(near: bool = False, library_dir: str | None = None, checkpoint: str | None = None,
+               log: Log = quiet) -> dict:
+    """Groups of byte-identical copies, and with `near` of near-identical photos
+    (`indexer.duplicates.find_duplicates`)."""
+    return _answer({"op": "duplicates", "near": near}, library_dir, checkpoint, log, need_model=False)
+
+
+def tags(library_dir: str | None = None, checkpoint: str | None = None, log: Log = quiet) -> dict:
+    """{"tags": [{"name", "photos"}], most common first}: the automatic tags and their counts."""
+    return _answer({"op": "tags"}, library_dir, checkpoint, log, need_model=False)
 
 
 def status(library_dir: str | None = None, checkpoint: str | None = None, log: Log = quiet) -> dict:

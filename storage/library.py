@@ -24,6 +24,7 @@ from . import meta, photos, roots, vector_rows
 from .database import make_engine, storage_errors
 from .errors import StorageError
 from .library_core import PathLike
+from .library_groups import GroupMethods
 from .library_photos import PhotoMethods
 from .library_tags import TagMethods
 from .library_vectors import VectorMethods
@@ -34,11 +35,12 @@ from .vector_index import IndexConfig
 DB_NAME = "library.sqlite"
 
 
-class Library(PhotoMethods, VectorMethods, TagMethods):
+class Library(PhotoMethods, VectorMethods, TagMethods, GroupMethods):
     """A photo library stored in a folder (``open``) or in memory (``in_memory``).
 
     Its methods come in groups: photos, roots and meta (``library_photos``), vectors, search
-    and index upkeep (``library_vectors``), automatic tags (``library_tags``), the transaction scope (``library_core``); opening,
+    and index upkeep (``library_vectors``), automatic tags (``library_tags``), copies and
+    near-duplicates (``library_groups``), the transaction scope (``library_core``); opening,
     closing and ``stats`` are here.
     """
 

@@ -67,8 +67,10 @@ def _v1_to_v2(conn: Connection) -> None:
 
 
 def _v2_to_v3(conn: Connection) -> None:
-    """Automatic tags (ImageNet classes) per photo. Photos indexed before stay untagged until
-    `photosearch reindex` (the export that computes tags has its own model fingerprint)."""
+    """Automatic tags (ImageNet classes) per photo, and each photo's perceptual hash (for
+    near-duplicates). Photos indexed before have neither until `photosearch reindex` (the
+    export that computes tags has its own model fingerprint)."""
+    conn.exec_driver_sql("ALTER TABLE photos ADD COLUMN phash INTEGER")
     conn.exec_driver_sql(
         """
         CREATE TABLE tags (

@@ -221,3 +221,23 @@ def hidden_vector_ids(session: Session) -> np.ndarray:
 def counts_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(select(PhotoRow.status, func.count()).group_by(PhotoRow.status))
     return {status: count for status, count in rows}
+
+
+def copy_groups(session: Session) -> list[list[PhotoRecord]]:
+    """Indexed photos whose content fingerprint another indexed photo shares, one list per
+    content (by path), the lists in order of their first path."""
+    shared = (select(PhotoRow.fingerprint).where(PhotoRow.status == INDEXED)
+              .group_by(PhotoRow.fingerprint).having(func.count() > 1))
+    rows = session.scalars(select(PhotoRow).where(PhotoRow.status == INDEXED, PhotoRow.fingerprint.in_(shared))
+                           .order_by(PhotoRow.path))
+    groups: dict[str, list[PhotoRecord]] = {}
+    for row in rows:
+        groups.setdefault(row.fingerprint, []).append(to_record(row))
+    return list(groups.values())
+
+
+def one_id_per_content(session: Session) -> np.ndarray:
+    """The smallest id of each content fingerprint among indexed photos, sorted."""
+    ids = session.scalars(select(func.min(PhotoRow.id)).where(PhotoRow.status == INDEXED)
+                          .group_by(PhotoRow.fingerprint)).all()
+    return np.sort(np.asarray(ids, dtype=np.int64))

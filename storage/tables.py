@@ -43,6 +43,7 @@ class PhotoRow(Base):
     status: Mapped[str] = mapped_column(String)
     error: Mapped[str | None] = mapped_column(PathText)  # reasons may quote file names
     taken_at: Mapped[datetime | None]  # added in schema v2
+    phash: Mapped[int | None]  # perceptual hash, added in schema v3
 
 
 class VectorRow(Base):

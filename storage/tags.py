@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable, Mapping
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from .photos import CHUNK, under_clause
@@ -54,10 +54,19 @@ def counts(session: Session) -> list[tuple[str, int]]:
     return [(name, n) for name, n in rows]
 
 
-def tagged_ids(session: Session, name: str, under: str | os.PathLike[str] | None) -> np.ndarray:
-    """Ids of indexed photos tagged ``name`` (any letter case), inside ``under`` if given."""
-    query = (select(TagRow.photo_id).join(PhotoRow, PhotoRow.id == TagRow.photo_id)
-             .where(TagRow.name == name.strip().lower(), PhotoRow.status == INDEXED))
+def matches(tag: str, name: str) -> bool:
+    """Whether asking for ``tag`` finds photos tagged ``name``: the same name, or a name that
+    ends with it as a word ("elephant" finds "indian elephant"; any letter case)."""
+    tag = tag.strip().lower()
+    return name == tag or name.endswith(" " + tag)
+
+
+def tagged_ids(session: Session, tag: str, under: str | os.PathLike[str] | None) -> np.ndarray:
+    """Ids of indexed photos with a tag that ``matches`` ``tag``, inside ``under`` if given."""
+    tag = tag.strip().lower()
+    query = (select(TagRow.photo_id).distinct().join(PhotoRow, PhotoRow.id == TagRow.photo_id)
+             .where(or_(TagRow.name == tag, TagRow.name.endswith(" " + tag, autoescape=True)),
+                    PhotoRow.status == INDEXED))
     if under is not None:
         query = query.where(under_clause(under))
     return np.asarray(session.scalars(query).all(), dtype=np.int64)
