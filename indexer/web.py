@@ -1,12 +1,15 @@
 """`photosearch serve`: a local web page over one library (standard library `http.server`).
 
     GET /                         the page (indexer/web_assets: index.html, app.js, app.css)
-    GET /api/search?q=TEXT&k=N    {"query", "k", "source", "model_fingerprint", "results": [...]}
-    GET /api/similar?id=ID&k=N    {"photo": {"id", "path", "name"}, "k", "source", ..., "results"}
+    GET /api/search?q=TEXT&k=N[&tag=TAG]  {"query", "k", "tag", "source", "model_fingerprint", "results": [...]}
+    GET /api/similar?id=ID&k=N[&tag=TAG]  {"photo": {"id", "path", "name"}, "k", "source", ..., "results"}
     GET /api/status               service.status's dict
+    GET /api/duplicates[?near=1]  service.duplicates's dict, each photo with its "id" and "thumb"
+    GET /api/tags                 {"tags": [{"name", "photos"}], ...}: the automatic tags, most common first
     GET /thumb/ID, /photo/ID      a photo's thumbnail (JPEG) or the photo itself
 
-Each result is {"rank", "id", "path", "name", "score", "thumb", "photo"}. Names that are not
+Each result is {"rank", "id", "path", "name", "score", "thumb", "photo", "tags": [{"name",
+"probability"}], "copies": [paths of byte-identical copies folded under it]}. Names that are not
 valid UTF-8 show U+FFFD in "path"/"name" and come exact in "path_bytes"/"name_bytes" (base64;
 see indexer/path_json.py). Errors are
 {"error": "one line"} with status 400 (bad request, or a library problem the message
@@ -89,23 +92,35 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         route = _FILE_ROUTE.match(url.path)  # the raw path: nothing percent-encoded can match
         if route:
             return self._photo(route.group(1), int(route.group(2)))
-        api = {"/api/search": self._search, "/api/similar": self._similar, "/api/status": self._status}
+        api = {"/api/search": self._search, "/api/similar": self._similar, "/api/status": self._status,
+               "/api/duplicates": self._duplicates, "/api/tags": self._tags}
         if url.path not in api:
             raise HttpError(404, "not found")
         return _json(200, api[url.path](_params(url.query)))
 
     def _search(self, params: dict) -> dict:
-        request = {"op": "query", "text": _query_text(params), "k": _k(params), "under": None}
+        request = {"op": "query", "text": _query_text(params), "k": _k(params), "under": None, "tag": _tag(params)}
         return self.server.backend.with_ids(self.server.backend.answer(request))
 
     def _similar(self, params: dict) -> dict:
         record, _ = self.server.backend.photo(_number(params, "id"))
-        request = {"op": "similar", "path": record.path, "k": _k(params), "under": None}
+        request = {"op": "similar", "path": record.path, "k": _k(params), "under": None, "tag": _tag(params)}
         answer = self.server.backend.with_ids(self.server.backend.answer(request))
         return {**answer, "photo": {"id": record.id, "path": record.path, "name": os.path.basename(record.path)}}
 
     def _status(self, params: dict) -> dict:
         return self.server.backend.answer({"op": "status"})
+
+    def _duplicates(self, params: dict) -> dict:
+        near = params.get("near", "0")
+        if near not in ("0", "1", ""):
+            raise HttpError(400, "near must be 0 or 1")
+        answer = self.server.backend.answer({"op": "duplicates", "near": near == "1"})
+        return {**answer, "groups": [{**group, "photos": self.server.backend.with_ids({"results": group["photos"]})["results"]}
+                                     for group in answer["groups"]]}
+
+    def _tags(self, params: dict) -> dict:
+        return self.server.backend.answer({"op": "tags"})
 
     def _photo(self, kind: str, photo_id: int) -> Reply:
         backend = self.server.backend
@@ -165,6 +180,13 @@ def _query_text(params: dict) -> str:
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
         raise HttpError(400, "the query contains control characters")
     return text
+
+
+def _tag(params: dict) -> str | None:
+    tag = params.get("tag", "").strip()
+    if len(tag) > 200 or re.search(r"[\x00-\x1f\x7f]", tag):
+        raise HttpError(400, "the tag is not a tag's name (`/api/tags` lists them)")
+    return tag or None
 
 
 def _k(params: dict) -> int:

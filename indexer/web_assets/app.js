@@ -108,7 +108,9 @@ function showPhoto(hit) {
   viewing = hit;
   $("viewer-img").src = hit.photo;
   $("viewer-img").alt = hit.name;
-  $("viewer-caption").textContent = `${hit.path} (score ${hit.score.toFixed(3)})`;
+  const tags = (hit.tags || []).map((tag) => tag.name).join(", ");
+  const copies = (hit.copies || []).length ? ` · ${hit.copies.length} identical cop${hit.copies.length > 1 ? "ies" : "y"}` : "";
+  $("viewer-caption").textContent = `${hit.path} (score ${hit.score.toFixed(3)})${tags ? ` · tags: ${tags}` : ""}${copies}`;
   $("viewer-open").href = hit.photo;
   $("viewer").hidden = false;
   $("viewer-close").focus();
