@@ -195,9 +195,8 @@ def _print_hits(answer: dict, as_json: bool, paths_only: bool, null: bool = Fals
         elif paths_only:
             say(hit["path"])
         else:
-            tags = ", ".join(tag["name"] for tag in hit.get("tags", []))
-            say(f"{hit['rank']}. {hit['path']} (score: {hit['score']:.3f})" + (f" [{tags}]" if tags else ""))
-            for copy in hit.get("copies", []):
+            say(f"{hit['rank']}. {hit['path']} (score: {hit['score']:.3f})")
+            for copy in hit.get("copies", []):  # byte-identical copies, folded under the result
                 say(f"   same photo: {copy}")
 
 

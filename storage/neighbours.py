@@ -69,7 +69,7 @@ def _inverted_file(vectors: np.ndarray):
     """An IVF over the vectors reduced to `REDUCED` dimensions by PCA, and
     the reduced, renormalised vectors to add and search with."""
     n, dim = vectors.shape
-    lists = int(np.sqrt(n))
+    lists = max(1, min(int(np.sqrt(n)), n // 40))  # FAISS wants >= 39 training photos a list
     sample = vectors[np.sort(np.random.default_rng(0).choice(n, size=min(n, 40 * lists), replace=False))]
     pca = faiss.PCAMatrix(dim, min(REDUCED, dim))
     pca.train(sample)
