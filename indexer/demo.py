@@ -65,6 +65,9 @@ class Demo:
             raise resources.ServiceError(f"the demo photos are not in {self.photos}: pass --photos DIR, "
                                        "a folder of photos to index for the demo")
         try:
+            if self._indexed_with_another_model():  # e.g. by an older photosearch: the demo's own library
+                self.log("the demo library was indexed with another model: embedding its photos again")
+                service.reindex(str(self.library), self.checkpoint, progress)
             report = service.index([str(self.photos)], str(self.library), self.checkpoint, progress)
         except LockHeld as exc:
             self.log(f"not indexing: {exc}; querying the library as it is")
@@ -72,6 +75,15 @@ class Demo:
         self.backend = LibraryBackend(self.library, self.checkpoint, self.log)
         self.backend.warm_up()
         return report
+
+    def _indexed_with_another_model(self) -> bool:
+        if not (self.library / resources.DB_NAME).exists():
+            return False
+        from photosearch.storage import Library
+
+        wanted = resources.model_fingerprint(resources.checkpoint_path(self.checkpoint))
+        with Library.open(self.library) as lib:  # not read-only: an older schema is upgraded here
+            return resources.model_mismatch(lib, wanted) is not None
 
     def ask(self, text: str, k: int = 5) -> dict:
         """service.query's answer (results with photo ids), plus "grid": the saved image's path."""

@@ -45,7 +45,7 @@ def find_duplicates(lib, near: bool = False, min_cosine: float = NEAR_COSINE,
     if near:
         first, second, _ = lib.near_pairs(min_cosine)
         records = lib.get_many(np.unique(np.concatenate([first, second])).tolist()) if len(first) else {}
-        unhashed = sum(1 for r in records.values() if r.phash is None)
+        unhashed = lib.count_unhashed()
         same = [(a, b) for a, b in zip(first.tolist(), second.tolist())
                 if _looks_alike(records[a], records[b], max_bits)]
         components = _components(np.array([a for a, _ in same], dtype=np.int64),

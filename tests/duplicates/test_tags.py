@@ -76,3 +76,31 @@ def test_tag_filter_and_tags_through_the_json_api(real_library):
         assert status == 200 and {"name": "indian elephant", "photos": 4} in tags["tags"]
         status, answer = client.json("/api/search?q=a%20pizza&tag=%01")
         assert status == 400
+
+
+def test_the_demo_library_indexed_by_another_model_is_embedded_again(tmp_path):
+    """A demo library from an older photosearch (another model fingerprint, no tags) is the demo's
+    own: the demo re-embeds it, and its photos get their tags, instead of refusing to start."""
+    import shutil
+
+    from photosearch.indexer.demo import Demo
+    from tests.duplicates.conftest import DEMO
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DEMO / f"{COPIED[0]}.jpg", photos / "pizza.jpg")
+    said = []
+    demo = Demo(tmp_path / "lib", photos, results_dir=tmp_path / "results", log=said.append)
+    demo.prepare()
+    demo.backend.close()
+    with Library.open(tmp_path / "lib") as lib:
+        lib.set_meta("model_fingerprint", "an-older-model")
+        lib.set_tags({1: []})
+    demo = Demo(tmp_path / "lib", photos, results_dir=tmp_path / "results", log=said.append)
+    try:
+        demo.prepare()
+    finally:
+        demo.backend.close()
+    assert any("another model" in line for line in said)
+    with Library.open(tmp_path / "lib", read_only=True) as lib:
+        assert lib.tag_counts() == [("pizza", 1)]
