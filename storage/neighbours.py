@@ -25,15 +25,10 @@ REDUCED = 64  # dimensions the inverted file searches in (PCA); candidates are r
 
 
 def stored_vectors(index: VectorIndex, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, unit vectors float32 (n, D)) of the live ``ids`` in ``index`` (a copy, by id)."""
-    labels = faiss.vector_to_array(index.faiss_index.id_map)  # (ntotal,) entry -> photo id
-    positions = np.flatnonzero(np.isin(labels, ids))
-    newest_first = positions[::-1]  # a replaced vector: its newest entry
-    _, first = np.unique(labels[newest_first], return_index=True)
-    positions = np.sort(newest_first[first])
-    vectors = np.array(index._stored_vectors()[positions], dtype=np.float32)  # copy, (n, D)
+    """(ids, unit vectors float32 (n, D)) of the live ``ids`` in ``index`` (a copy)."""
+    found, vectors = index.copy_vectors(ids)
     faiss.normalize_L2(vectors)
-    return labels[positions].astype(np.int64), vectors
+    return found, vectors
 
 
 def near_pairs(ids: np.ndarray, vectors: np.ndarray, min_cosine: float, k: int = 10

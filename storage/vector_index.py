@@ -206,6 +206,16 @@ class VectorIndex:
         top = np.argsort(-scores, kind="stable")[:k]
         return labels[positions[top]], scores[top]
 
+    def copy_vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, float32 (n, D) copies of their newest vectors) for the live ``ids`` present,
+        in storage order."""
+        labels = faiss.vector_to_array(self.faiss_index.id_map)  # (ntotal,) entry -> photo id
+        positions = np.flatnonzero(np.isin(labels, ids) & ~np.isin(labels, self.tombstones))
+        newest_first = positions[::-1]  # a replaced vector: its newest entry
+        _, first = np.unique(labels[newest_first], return_index=True)
+        positions = np.sort(newest_first[first])
+        return labels[positions].astype(np.int64), np.array(self._stored_vectors()[positions], dtype=np.float32)
+
     def _stored_vectors(self) -> np.ndarray:
         """A no-copy ``(ntotal, D)`` view of the raw vectors, valid while the index is unchanged."""
         inner = faiss.downcast_index(self.faiss_index.index)
