@@ -36,7 +36,7 @@ from .vector_index import IndexConfig
 
 DB_NAME = "library.sqlite"  # as storage.library.DB_NAME (not imported: that module loads SQLAlchemy)
 _COLUMNS = ("id", "path", "size", "mtime", "fingerprint", "width", "height", "taken_at",
-            "indexed_at", "model_fingerprint", "status", "error")
+            "indexed_at", "model_fingerprint", "status", "error", "phash")
 _CHUNK = 900  # ids per "IN (...)", under SQLite's bound-parameter limit
 
 
@@ -48,7 +48,8 @@ class LibraryReader:
     """Read-only searches over a library folder without SQLAlchemy (see the module docstring).
 
     Offers the part of ``Library``'s interface a query needs: ``get_meta``, ``search``,
-    ``read_only``; ``stats`` raises :class:`ReaderUnavailable`. Not thread-safe.
+    ``tags_of``, ``read_only``; ``stats`` and ``tag_counts`` raise :class:`ReaderUnavailable`.
+    Not thread-safe.
     """
 
     read_only = True
@@ -112,23 +113,52 @@ class LibraryReader:
         """Not offered: the full ``Library`` computes (and explains) the counts."""
         raise ReaderUnavailable("stats need the full library")
 
-    def search(self, query_vec: np.ndarray, k: int, under: str | os.PathLike[str] | None = None) -> list[SearchHit]:
+    def tag_counts(self) -> list[tuple[str, int]]:
+        """Not offered: the full ``Library`` lists them."""
+        raise ReaderUnavailable("tag counts need the full library")
+
+    def tags_of(self, ids) -> dict[int, list[tuple[str, float]]]:
+        """Photo id -> its tags, most probable first (as ``Library.tags_of``)."""
+        ids, found = [int(i) for i in ids], {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            rows = self._conn.execute(
+                f"SELECT photo_id, name, probability FROM tags WHERE photo_id IN ({', '.join('?' * len(chunk))}) "
+                "ORDER BY photo_id, probability DESC, name", chunk)
+            for pid, name, probability in rows:
+                found.setdefault(pid, []).append((name, probability))
+        return found
+
+    def search(self, query_vec: np.ndarray, k: int, under: str | os.PathLike[str] | None = None,
+               tag: str | None = None) -> list[SearchHit]:
         """Top-``k`` searchable photos by inner product with ``query_vec`` (float32 ``(D,)``),
-        best first; ``under``: only photos inside that folder (as ``Library.search``).
+        best first; ``under``: only photos inside that folder; ``tag``: only photos with a tag
+        that ``storage.tags.matches`` (as ``Library.search``).
         :class:`ReaderUnavailable` for a query of another dimension (the full library says why)."""
         query = np.ascontiguousarray(np.asarray(query_vec, dtype=np.float32).reshape(1, -1))  # (1, D)
         if self._index is None or k <= 0:
             return []
         if query.shape[1] != self._dim:
             raise ReaderUnavailable("query dimension differs from the library's")
-        allow, deny = self._filter(under)
+        allow, deny = self._filter(under, tag)
         ids, scores = self._index.search(query, k, allow, deny)
         found = self._records(ids.tolist())
         return [SearchHit(found[pid], float(score)) for pid, score in zip(ids.tolist(), scores.tolist())
                 if pid in found and found[pid].status == INDEXED]
 
-    def _filter(self, under) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def _filter(self, under, tag: str | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(allow, deny)`` as ``storage.photos.search_filter`` (without ``exclude``)."""
+        if tag is not None:
+            tag = tag.strip().lower()
+            escaped = " " + tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            sql = ("SELECT DISTINCT tags.photo_id FROM tags JOIN photos ON photos.id = tags.photo_id "
+                   "WHERE (tags.name = ? OR tags.name LIKE ? ESCAPE '\\') AND photos.status = ?")
+            params = [tag, "%" + escaped, INDEXED]
+            if under is not None:
+                prefix = to_stored(os.path.normpath(os.fspath(under)).rstrip(os.sep) + os.sep)
+                sql += " AND photos.path >= ? AND photos.path < ?"
+                params += [prefix, prefix[:-1] + chr(ord(os.sep) + 1)]
+            return np.fromiter((row[0] for row in self._conn.execute(sql, params)), dtype=np.int64), None
         if under is not None:
             prefix = to_stored(os.path.normpath(os.fspath(under)).rstrip(os.sep) + os.sep)
             upper = prefix[:-1] + chr(ord(os.sep) + 1)

@@ -117,3 +117,21 @@ def test_reader_never_writes(folder):
     with LibraryReader.open(folder) as reader:
         reader.search(unit_vectors(1)[0], 5)
     assert files() == before
+
+
+@pytest.mark.parametrize("tag", ["seashore", "elephant", "Indian Elephant", "100%", "_lephant", "dog"])
+@pytest.mark.parametrize("under", [None, "/photos/a"])
+def test_tag_filter_and_tags_equal_library(folder, tag, under):
+    with Library.open(folder) as lib:
+        ids = {r.path: r.id for r in lib.photos_by_status("indexed")}
+        a = sorted(i for p, i in ids.items() if p.startswith("/photos/a/"))
+        lib.set_tags({a[0]: [("seashore", 0.9), ("indian elephant", 0.3)], a[1]: [("100%", 0.5)],
+                      ids["/photos/a/deep/2.jpg"]: [("african elephant", 0.4)]})
+    query = unit_vectors(1, seed=7)[0]
+    with Library.open(folder, read_only=True) as lib, LibraryReader.open(folder) as reader:
+        expected = _hits(lib.search(query, 40, under=under, tag=tag))
+        assert _hits(reader.search(query, 40, under=under, tag=tag)) == expected
+        assert reader.tags_of(ids.values()) == lib.tags_of(ids.values())
+        with pytest.raises(ReaderUnavailable):
+            reader.tag_counts()
+    assert (len(expected) > 0) == (tag.lower() in ("seashore", "elephant", "indian elephant", "100%"))
