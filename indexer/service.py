@@ -142,7 +142,8 @@ def _answer(request: dict, library_dir, checkpoint, log: Log, need_model: bool) 
     """The daemon's answer if one runs (with the requested model), else one computed here."""
     folder = library_folder(library_dir)
     try:
-        answer = ipc.request(folder, request)
+        # Near-duplicates read every vector: 16 s of CPU at 100k photos (benchmarks/README.md).
+        answer = ipc.request(folder, request, timeout=600.0 if request["op"] == "duplicates" else 60.0)
     except ipc.DaemonUnavailable:
         answer = None
     except ipc.RemoteError as exc:

@@ -71,4 +71,4 @@ def test_query_without_a_daemon_imports_no_torch_with_the_shipped_model(tmp_path
             "except SystemExit: pass")
     lines = _imported(code)
     assert sorted(lines[:3]) == [str(f) for f in files]
-    assert lines[3] == "heavy: ['sqlalchemy', 'faiss']"
+    assert lines[3] == "heavy: ['faiss']"  # the library read through sqlite3 (storage.reader), not SQLAlchemy
