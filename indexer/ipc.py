@@ -187,7 +187,10 @@ class SocketServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        private = Path(tempfile.mkdtemp(prefix=".sock-", dir=self.path.parent))  # mode 0700
+        try:
+            private = Path(tempfile.mkdtemp(prefix=".sock-", dir=self.path.parent))  # mode 0700
+        except OSError as exc:  # a read-only or full file system
+            raise IpcError(f"cannot create the daemon's socket in {self.path.parent}: {exc.strerror or exc}") from None
         try:
             staged = private / SOCKET_NAME
             try:

@@ -189,6 +189,23 @@ def test_disk_full_during_a_scan_keeps_the_scan_and_reports_the_save(tmp_path, m
         ledger.assert_consistent(lib, expect=12)
 
 
+def test_a_full_disk_when_the_index_file_must_be_rebuilt_does_not_stop_the_open(tmp_path, monkeypatch, ledger):
+    folder, count = tmp_path / "lib", 50
+    vectors = unit_vectors(count, DIM)
+    with Library.open(folder) as lib:
+        ids = fill(lib, [f"/p/{i}.jpg" for i in range(count)], vectors)
+    (folder / INDEX_NAME).unlink()
+    monkeypatch.setattr(faiss, "write_index", disk_full)
+    lib = Library.open(folder)  # rebuilt in memory; the save waits for room
+    assert lib.stats()["index_repair"] == "missing"
+    assert [h.photo.id for h in lib.search(vectors[5], 1)] == [ids[5]]
+    monkeypatch.setattr(faiss, "write_index", REAL_WRITE_INDEX)
+    lib.close()  # room again: saved on closing
+    with Library.open(folder) as lib:
+        assert lib.stats()["index_repair"] is None
+        assert_index_mirrors_sqlite(lib, count, ledger)
+
+
 def test_a_root_that_vanishes_during_a_scan_is_kept_as_missing(tmp_path, ledger):
     root, away = tmp_path / "drive", tmp_path / "unplugged"
     for i in range(12):
