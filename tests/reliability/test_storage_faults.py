@@ -56,7 +56,7 @@ def test_index_waits_out_another_process_holding_the_write_lock(tmp_path, tiny_c
     assert held >= 3.0
     with Library.open(library) as lib:
         ledger.assert_consistent(lib, expect=120)
-    ledger.note("another process holds the SQLite write lock", f"index waited out a {held:.1f} s lock")
+    ledger.note("another process holds the SQLite write lock past the busy timeout", f"index waited out a {held:.1f} s lock")
 
 
 def test_the_daemon_waits_out_a_write_lock_held_during_its_scan(tmp_path, tiny_checkpoint, short_busy_timeout,
@@ -98,7 +98,7 @@ def test_the_daemon_waits_out_a_write_lock_held_during_its_scan(tmp_path, tiny_c
     with Library.open(library) as lib:
         ledger.assert_consistent(lib, expect=80)
     assert counts(library)["failed"] == 0
-    ledger.note("another process holds the SQLite write lock", f"the daemon waited out a {held:.1f} s lock")
+    ledger.note("another process holds the SQLite write lock past the busy timeout", f"the daemon waited out a {held:.1f} s lock")
 
 
 def _waiting(library):
