@@ -178,9 +178,9 @@ class Daemon:
             if request.get("op") == "status":
                 watcher = self._watcher
                 unwatched = watcher.unwatched() if watcher is not None else []
+                waiting = self._waiting or (watcher.retries.waiting() if watcher is not None else None)
                 reply["daemon"].update(unwatched=unwatched, unwatched_count=len(unwatched),
-                                       unwatched_poll_s=self.poll_unwatched_s,
-                                       waiting=self._waiting or (watcher.waiting() if watcher is not None else None))
+                                       unwatched_poll_s=self.poll_unwatched_s, waiting=waiting)
             return reply
         return answer
 

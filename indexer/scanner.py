@@ -80,6 +80,7 @@ class Scanner:
         self.hash_workers = hash_workers
         self.on_progress = on_progress
         self._batches = 0
+        self._save_failure: str | None = None  # the last periodic save's error, said once
         self._done = self._total = 0
         self._stop: threading.Event | None = None
         self._model_checked = False
@@ -270,7 +271,11 @@ class Scanner:
             try:
                 self.lib.save_index()
             except IndexSaveError as exc:  # e.g. disk full: the vectors are safe in SQLite
-                log.warning("%s", exc)
+                if str(exc) != self._save_failure:  # said once while it lasts
+                    log.warning("%s", exc)
+                self._save_failure = str(exc)
+            else:
+                self._save_failure = None
 
     def _accepts(self, path: str, roots: list[str]) -> bool:
         root = next((r for r in roots if is_under(path, r)), None)

@@ -86,7 +86,8 @@ class Watcher:
         self._worker: threading.Thread | None = None
         self._last_save = time.monotonic()
         self._dirty = False
-        self.retries = Retries(log, RETRY_S, RETRY_CAP_S, getattr(scanner.lib, "folder", None))  # changes waiting for a library they can be written to
+        # changes waiting for a library they can be written to; `retries.waiting()` for status
+        self.retries = Retries(log, RETRY_S, RETRY_CAP_S, getattr(scanner.lib, "folder", None))
         self._save_failure: str | None = None  # the last save's error, said once
         self._busy = False  # a change has been taken off the queue and is not applied yet
         self._poll_s = min(0.2, max(0.05, settle_s / 2))  # queue wait per worker step
@@ -190,10 +191,6 @@ class Watcher:
                 self.retries.succeeded(scanned=True)
                 return
 
-    def waiting(self) -> dict | None:
-        """{"photos", "cause"} of the changes waiting for the library to be writable, or None."""
-        return self.retries.waiting()
-
     @staticmethod
     def _guarded(step: Callable[[], None]) -> None:
         """Run one step of the worker; an error is logged and the watcher keeps going."""
@@ -241,7 +238,7 @@ class Watcher:
             self.retries.succeeded(paths)
 
     def _save(self) -> None:
-        """Save the FAISS index; a failure (disk full) is logged once per try, not raised:
+        """Save the FAISS index; a failure (disk full) is said once while it lasts, not raised:
         the vectors are safe in SQLite and the previous index file is left intact."""
         try:
             self.scanner.lib.save_index()

@@ -39,7 +39,7 @@ class WriteFault(ServiceError):
     def describe(self) -> str:
         """E.g. "disk full: 168 photo(s) not stored" (the photos stored before are kept)."""
         if self.not_stored is None:  # before the scan began
-            return f"{self.fault}: no photo was stored"
+            return f"{self.fault}: nothing new was stored"
         if not self.not_stored:
             return f"{self.fault}: the scan could not finish (every photo it saw is stored)"
         return f"{self.fault}: {self.not_stored} photo(s) not stored"

@@ -253,13 +253,13 @@ def test_a_batch_that_cannot_be_written_is_retried_not_dropped(tmp_path, monkeyp
             for _ in range(3):  # it keeps failing: said once, not at every try
                 watcher.process_once()
             assert lib.get_by_path(str(photo)) is None and not watcher.idle()  # kept for a retry
-            assert watcher.waiting() == {"photos": 1, "cause": "database is locked"}
+            assert watcher.retries.waiting() == {"photos": 1, "cause": "database is locked"}
             said = [r for r in caplog.records if "cannot write the library" in r.getMessage()]
             assert len(said) == 1 and said[0].exc_info is None and "database is locked" in said[0].getMessage()
             holder.kill()
             watcher.process_once()
         assert lib.get_by_path(str(photo)).status == "indexed" and watcher.idle()
-        assert watcher.waiting() is None and "carried on" in caplog.text
+        assert watcher.retries.waiting() is None and "carried on" in caplog.text
         ledger.assert_consistent(lib, expect=2)
 
 

@@ -131,7 +131,7 @@ def test_index_on_a_full_disk_says_disk_full_and_counts_the_photos_not_stored(tm
     with Library.open(library) as lib:  # room again: opening may finish creating the library
         by_status = lib.stats()["by_status"]
     if when == "already full":
-        assert "no photo was stored" in error[0] and by_status["indexed"] == 0
+        assert "nothing new was stored" in error[0] and by_status["indexed"] == 0
     else:
         not_stored = int(re.search(r"disk full: (\d+) photo\(s\) not stored", error[0]).group(1))
         assert not_stored > 0 and by_status["indexed"] + not_stored == 200, (error[0], by_status)
@@ -180,8 +180,8 @@ def test_the_watchers_first_scan_is_retried_not_swallowed(tmp_path, short_busy_t
         with caplog.at_level(logging.INFO, logger="photosearch.indexer"):
             watcher.start(scan_first=True)
             try:
-                eventually(lambda: watcher.waiting(), 20, "the first scan to wait")
-                assert watcher.waiting() == {"photos": 6, "cause": "database is locked"}
+                eventually(lambda: watcher.retries.waiting(), 20, "the first scan to wait")
+                assert watcher.retries.waiting() == {"photos": 6, "cause": "database is locked"}
                 holder.wait()
                 eventually(lambda: watcher.idle() and len(lib.photos_by_status("indexed")) == 6, 30,
                            "the first scan to go through")
@@ -189,7 +189,7 @@ def test_the_watchers_first_scan_is_retried_not_swallowed(tmp_path, short_busy_t
                 watcher.stop()
         said = [r for r in caplog.records if "cannot write the library" in r.getMessage()]
         assert len(said) == 1 and said[0].exc_info is None  # one line, no traceback
-        assert watcher.waiting() is None
+        assert watcher.retries.waiting() is None
         ledger.assert_consistent(lib, expect=6)
 
 
@@ -207,7 +207,7 @@ def test_a_photo_is_failed_only_for_its_own_fault(tmp_path, short_busy_timeout, 
         for path in sorted(root.iterdir()):
             watcher.handler.dispatch(FileCreatedEvent(str(path)))
         watcher.process_once()
-        assert lib.stats()["photos"] == 0 and watcher.waiting() == {"photos": 5, "cause": "database is locked"}
+        assert lib.stats()["photos"] == 0 and watcher.retries.waiting() == {"photos": 5, "cause": "database is locked"}
         holder.kill()
         eventually(lambda: watcher.process_once() or watcher.idle(), 30, "the retry")
         failed = lib.photos_by_status("failed")
