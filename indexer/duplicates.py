@@ -44,10 +44,11 @@ def find_duplicates(lib, near: bool = False, min_cosine: float = NEAR_COSINE,
     unhashed = 0
     if near:
         first, second, _ = lib.near_pairs(min_cosine)
-        records = lib.get_many(np.unique(np.concatenate([first, second])).tolist()) if len(first) else {}
+        involved = np.unique(np.concatenate([first, second])).tolist() if len(first) else []
+        records, hashes = lib.get_many(involved), lib.hashes_of(involved)
         unhashed = lib.count_unhashed()
         same = [(a, b) for a, b in zip(first.tolist(), second.tolist())
-                if _looks_alike(records[a], records[b], max_bits)]
+                if a in hashes and b in hashes and hash_distance(hashes[a], hashes[b]) <= max_bits]
         components = _components(np.array([a for a, _ in same], dtype=np.int64),
                                  np.array([b for _, b in same], dtype=np.int64))
         in_near = {records[pid].fingerprint for members in components for pid in members}
@@ -61,10 +62,6 @@ def find_duplicates(lib, near: bool = False, min_cosine: float = NEAR_COSINE,
     rows.sort(key=lambda g: min(p["path"] for p in g["photos"]))
     return {"near": near, "min_cosine": min_cosine if near else None,
             "max_hash_bits": max_bits if near else None, "unhashed": unhashed, "groups": rows}
-
-
-def _looks_alike(a, b, max_bits: int) -> bool:
-    return a.phash is not None and b.phash is not None and hash_distance(a.phash, b.phash) <= max_bits
 
 
 def _photo(record) -> dict:

@@ -79,7 +79,7 @@ def settle_without_model(
     if donor is not None:  # an identical copy: same vector
         pid = lib.add_photo(new_record(found, fingerprint, donor[0]))
         lib.set_vectors({pid: donor[1]})
-        lib.copy_tags(donor[0].id, pid)
+        lib.copy_tags_and_hash(donor[0].id, pid)
         count_new(report, record)
         return True
     return False
@@ -97,17 +97,18 @@ def store_embedded(
     """One model batch: its rows and vectors (and its failures) in one transaction.
 
     `embedded` maps path -> an embedded photo (`.vector` float32 `(D,)`, `.width`, `.height`,
-    `.taken_at`, `.tags`); `failed` maps path -> reason. Every path is taken out of `waiting`. A file
+    `.taken_at`, `.tags`, `.phash`); `failed` maps path -> reason. Every path is taken out of `waiting`. A file
     deleted since it was fingerprinted is not a failure: it joins `vanished`.
     """
     with lib.transaction():
-        vectors, tags = {}, {}
+        vectors, tags, hashes = {}, {}, {}
         for path, photo in embedded.items():
             found, record, fingerprint = waiting.pop(path)
             row = new_record(found, fingerprint, photo, copies.model_fingerprint)
             pid = lib.add_photo(row)
             vectors[pid] = photo.vector
             tags[pid] = list(getattr(photo, "tags", ()))
+            hashes[pid] = getattr(photo, "phash", None)
             copies.learn(replace(row, id=pid), photo.vector)
             count_new(report, record)
         for path, reason in failed.items():
@@ -118,6 +119,7 @@ def store_embedded(
                 record_failure(lib, found, fingerprint, reason, report)
         lib.set_vectors(vectors)
         lib.set_tags(tags)
+        lib.set_hashes(hashes)
 
 
 def remove_vanished(
@@ -183,7 +185,6 @@ def new_record(
     return PhotoRecord(
         path=found.path, size=found.size, mtime=found.mtime, fingerprint=fingerprint,
         width=photo.width, height=photo.height, taken_at=photo.taken_at,
-        phash=getattr(photo, "phash", None),
         model_fingerprint=model_fingerprint or getattr(photo, "model_fingerprint", None),
     )
 

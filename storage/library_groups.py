@@ -27,11 +27,6 @@ class GroupMethods(LibraryCore):
         with self._read() as session:
             return photos.copy_groups(session)
 
-    def count_unhashed(self) -> int:
-        """Indexed photos without a perceptual hash: `near_pairs` candidates they cannot confirm."""
-        with self._read() as session:
-            return photos.count_unhashed(session)
-
     def near_pairs(self, min_cosine: float, k: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(a, b, cosine) arrays: pairs of indexed photos of different content whose vectors'
         cosine is >= ``min_cosine``, b among a's ``k`` nearest or a among b's; a < b. One photo

@@ -236,11 +236,6 @@ def copy_groups(session: Session) -> list[list[PhotoRecord]]:
     return list(groups.values())
 
 
-def count_unhashed(session: Session) -> int:
-    """Indexed photos without a perceptual hash (indexed before schema v3)."""
-    return session.scalar(select(func.count()).where(PhotoRow.status == INDEXED, PhotoRow.phash.is_(None)))
-
-
 def one_id_per_content(session: Session) -> np.ndarray:
     """The smallest id of each content fingerprint among indexed photos, sorted."""
     ids = session.scalars(select(func.min(PhotoRow.id)).where(PhotoRow.status == INDEXED)

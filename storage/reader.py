@@ -36,7 +36,7 @@ from .vector_index import IndexConfig
 
 DB_NAME = "library.sqlite"  # as storage.library.DB_NAME (not imported: that module loads SQLAlchemy)
 _COLUMNS = ("id", "path", "size", "mtime", "fingerprint", "width", "height", "taken_at",
-            "indexed_at", "model_fingerprint", "status", "error", "phash")
+            "indexed_at", "model_fingerprint", "status", "error")
 _CHUNK = 900  # ids per "IN (...)", under SQLite's bound-parameter limit
 
 

@@ -31,7 +31,6 @@ class PhotoRecord:
     model_fingerprint: str | None = None  # model that produced the stored vector
     status: str = PENDING
     error: str | None = None  # why the photo failed, for FAILED photos
-    phash: int | None = None  # 64-bit perceptual hash (signed), for near-duplicates (schema v3)
     id: int | None = None
 
     def __post_init__(self) -> None:

@@ -43,7 +43,10 @@ class MetaRow(Base):
 
 class PhotoRow(Base):
     __tablename__ = "photos"
-    __table_args__ = (Index("ix_photos_status_path", "status", "path"),)  # added in schema v2
+    __table_args__ = (
+        Index("ix_photos_status_path", "status", "path"),  # added in schema v2
+        {"sqlite_autoincrement": True},  # schema v3: an id that left is never handed out again
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     path: Mapped[str] = mapped_column(PathText, unique=True)  # any file name, even non-UTF-8
@@ -57,7 +60,6 @@ class PhotoRow(Base):
     status: Mapped[str] = mapped_column(String)
     error: Mapped[str | None] = mapped_column(PathText)  # reasons may quote file names
     taken_at: Mapped[datetime | None]  # added in schema v2
-    phash: Mapped[int | None]  # perceptual hash, added in schema v3
 
 
 class VectorRow(Base):
@@ -82,9 +84,20 @@ class RootRow(Base):
     added_at: Mapped[datetime]
 
 
+class HashRow(Base):
+    """A photo's 64-bit perceptual hash (signed), for near-duplicates (schema v4)."""
+
+    __tablename__ = "hashes"
+
+    photo_id: Mapped[int] = mapped_column(
+        ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True
+    )
+    phash: Mapped[int]
+
+
 class TagRow(Base):
     """An automatic tag of a photo: an ImageNet class its image tower saw, with its probability
-    (schema v3). Written with the photo's vector, by the same model."""
+    (schema v4). Written with the photo's vector, by the same model."""
 
     __tablename__ = "tags"
     __table_args__ = (Index("ix_tags_name", "name", "photo_id"),)

@@ -51,7 +51,7 @@ def test_v1_database_is_upgraded_and_keeps_its_data(tmp_path):
     vector = np.arange(4, dtype=np.float32)
     make_v1_library(tmp_path / "lib", vector)
     with Library.open(tmp_path / "lib") as lib:
-        assert lib.get_meta("schema_version") == SCHEMA_VERSION == 3
+        assert lib.get_meta("schema_version") == SCHEMA_VERSION == 4
         photo = lib.get(7)
         assert (photo.path, photo.status, photo.width, photo.taken_at) == ("/old/a.jpg", "indexed", 4, None)
         assert photo.indexed_at.year == 2023
@@ -65,12 +65,15 @@ def test_v1_database_is_upgraded_and_keeps_its_data(tmp_path):
     assert "ix_photos_status_path" in {i["name"] for i in tables.get_indexes("photos")}
 
 
-def test_v3_adds_tags_and_perceptual_hashes_to_an_indexed_library(tmp_path):
+def test_v4_adds_tags_and_perceptual_hashes_to_an_indexed_library(tmp_path):
     """Photos indexed before v3 keep their vectors; they have no tags or hash until reindexed."""
     vector = np.arange(4, dtype=np.float32)
     make_v1_library(tmp_path / "lib", vector)
     with Library.open(tmp_path / "lib") as lib:
-        assert lib.get(7).phash is None and lib.tags_of([7]) == {} and lib.tag_counts() == []
+        assert lib.hashes_of([7]) == {} and lib.count_unhashed() == 1
+        assert lib.tags_of([7]) == {} and lib.tag_counts() == []
+        lib.set_hashes({7: -(2**63)})
+        assert lib.hashes_of([7]) == {7: -(2**63)} and lib.count_unhashed() == 0
         lib.set_tags({7: [("Seashore", 0.5), ("sandbar", 0.25)]})
         assert lib.tags_of([7]) == {7: [("seashore", 0.5), ("sandbar", 0.25)]}
         assert lib.tag_counts() == [("sandbar", 1), ("seashore", 1)]
