@@ -73,8 +73,11 @@ def import_ray():
 def connect(address: str, cpus: int | None = None) -> None:
     """Join the Ray cluster at `address` (`host:port`, `ray://host:port`), or `auto`: the
     cluster started on this machine with `ray start`, else a new one in this process with
-    `cpus` CPUs (default: all). Does nothing when already connected."""
+    `cpus` CPUs (default: all). Once connected, later calls keep that connection.
+    RayUnavailable when nothing answers at `address`."""
     ray = import_ray()
+    if address != "auto":
+        _check_reachable(address)
     if ray.is_initialized():
         return
     # Ray's start-up notes (token auth, the C++ core's warnings) are not the user's business here;
@@ -87,7 +90,6 @@ def connect(address: str, cpus: int | None = None) -> None:
         except ConnectionError:
             ray.init(num_cpus=cpus, **options)
         return
-    _check_reachable(address)
     try:
         ray.init(address=address, **options)
     except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -116,13 +118,15 @@ def cluster_cpus() -> int:
 
 
 def embed_on_ray(files: Sequence[FileToEmbed], checkpoint: Path, model_fingerprint: str, *,
-                 actors: int, batch_size: int = 32, threads: int = 1) -> Iterator[list[EmbeddedFile]]:
+                 actors: int, batch_size: int = 32, threads: int = 1,
+                 head_batch: int = HEAD_BATCH) -> Iterator[list[EmbeddedFile]]:
     """Embed `files` on the connected cluster; yield the results a block at a time.
 
     `actors` embedding actors, each with `threads` CPUs (its ONNX Runtime intra-op threads and
     decode threads), the model loaded once per actor from `checkpoint` (a path every node can
     read; its export must have `model_fingerprint`, else the actor fails saying so). Every file
-    comes back at least once; a block rerun after a worker died may come back twice."""
+    comes back at least once; a block rerun after a worker died may come back twice. The head
+    gets `head_batch` rows at a time."""
     import pyarrow as pa
 
     ray = import_ray()
@@ -148,7 +152,7 @@ def embed_on_ray(files: Sequence[FileToEmbed], checkpoint: Path, model_fingerpri
             fn_constructor_kwargs={"checkpoint": str(checkpoint), "fingerprint": model_fingerprint,
                                    "threads": threads, "batch_size": batch_size},
             max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)
-    for batch in dataset.iter_batches(batch_size=HEAD_BATCH, batch_format="numpy", prefetch_batches=1):
+    for batch in dataset.iter_batches(batch_size=head_batch, batch_format="numpy", prefetch_batches=1):
         yield list(_rows(batch))
 
 

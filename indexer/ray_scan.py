@@ -28,7 +28,7 @@ import numpy as np
 from photosearch.indexer.copies import Copies
 from photosearch.indexer.embedder import EmbeddedPhoto
 from photosearch.indexer.folders import is_under
-from photosearch.indexer.ray_embed import EmbeddedFile, FileToEmbed, cluster_cpus, connect, embed_on_ray
+from photosearch.indexer.ray_embed import HEAD_BATCH, EmbeddedFile, FileToEmbed, cluster_cpus, connect, embed_on_ray
 from photosearch.indexer.scan_outcomes import (
     forget_later, gone, record_failure, settle_without_model, store_embedded,
 )
@@ -40,21 +40,24 @@ from photosearch.storage.vector_shards import new_run_folder, write_shard
 class RayModel:
     """What the Scanner needs of an embedder, for a model that runs on the cluster at `address`
     (joined on first use: a scan with nothing new never starts Ray) with `actors` actors of
-    `threads` CPUs each (default: one actor per CPU of the cluster)."""
+    `threads` CPUs each (default: one actor per CPU of the cluster); the head settles
+    `head_batch` files per transaction and shard."""
 
     def __init__(self, checkpoint: Path, fingerprint: str, address: str, actors: int | None = None,
-                 threads: int = 1):
+                 threads: int = 1, head_batch: int = HEAD_BATCH):
         self.checkpoint = checkpoint
         self.fingerprint = fingerprint
         self.address = address
         self.actors = actors
         self.threads = threads
+        self.head_batch = head_batch
 
     def embed(self, files: list[FileToEmbed]):
         """Join the cluster and embed `files` there (`indexer.ray_embed.embed_on_ray`)."""
         connect(self.address)
         self.actors = self.actors or max(1, cluster_cpus() // self.threads)
-        return embed_on_ray(files, self.checkpoint, self.fingerprint, actors=self.actors, threads=self.threads)
+        return embed_on_ray(files, self.checkpoint, self.fingerprint, actors=self.actors, threads=self.threads,
+                            head_batch=self.head_batch)
 
 
 class RayScanner(Scanner):
