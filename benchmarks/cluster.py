@@ -4,10 +4,9 @@
 
 1. **Ray vs one process** (`--photos` generated 2 MP JPEGs, as `benchmarks.photos` draws them):
    `photosearch index --json` and `photosearch index --ray ADDRESS --actors 2 --json` on the same
-   photos, one after the other, each into a fresh library. The Ray run joins a cluster started
-   beforehand with `ray start --head --num-cpus 2` on this machine (as a real deployment's is
-   running before a job), so its seconds hold the actors' start and model load, not the
-   cluster's. Rate = photos / the scan's own seconds (the report's `seconds`).
+   photos, one after the other, each into a fresh library. The Ray run joins a 2-CPU cluster
+   started beforehand on this machine (as a real deployment's is running before a job), so its
+   seconds hold the actors' start and model load, not the cluster's. Rate = photos / the scan's own seconds (the report's `seconds`).
 2. **1M vectors from 8 shards**: vectors drawn around real photo embeddings
    (`benchmarks.photo_vectors`: Flickr8k, else the bundled photos), written as 8 shards with
    `storage.vector_shards`; `storage.shard_index.build_shard_index` (train on a sample, fill
@@ -48,16 +47,12 @@ def load() -> str:
 
 def ray_vs_single(work: Path, count: int, checkpoint: str | None) -> list[dict]:
     photos = photo_set(work, 1920, 1080, count)
-    ray_bin = Path(sys.executable).with_name("ray")
-    subprocess.run([ray_bin, "stop", "--force"], capture_output=True)
-    started = subprocess.run([ray_bin, "start", "--head", "--num-cpus", "2", "--port", "6391",
-                              "--include-dashboard", "false", "--disable-usage-stats"], capture_output=True, text=True)
-    if started.returncode != 0:
-        raise RuntimeError(f"ray start failed:\n{started.stderr[-2000:]}")
+    head = _start_cluster()
     rows = []
     try:
+        address = head.stdout.readline().strip()
         for label, extra in [("one process (photosearch index)", []),
-                             ("Ray, 2 actors x 1 CPU (photosearch index --ray)", ["--ray", "127.0.0.1:6391", "--actors", "2"])]:
+                             ("Ray, 2 actors x 1 CPU (photosearch index --ray)", ["--ray", address, "--actors", "2"])]:
             library = work / "cluster-library"
             shutil.rmtree(library, ignore_errors=True)
             before = load()
@@ -72,15 +67,36 @@ def ray_vs_single(work: Path, count: int, checkpoint: str | None) -> list[dict]:
                          "rate": count / report["seconds"], "load": f"{before} -> {load()}"})
             shutil.rmtree(library, ignore_errors=True)
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], capture_output=True)
+        head.stdin.close()  # the head process shuts its cluster down and exits
+        head.wait(timeout=120)
     rows[1]["share"] = rows[1]["rate"] / rows[0]["rate"]
     return rows
 
 
+# A Ray head node of 2 CPUs in a child process of ours (not `ray start`, whose `ray stop` would
+# stop every Ray cluster on this shared machine): prints its address, runs until stdin closes.
+HEAD = """
+import sys, ray
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()
+ray.shutdown()
+"""
+
+
+def _start_cluster() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", HEAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
 def sharded_index(work: Path, n: int, codec: str, nlist: int | None, checkpoint: Path) -> dict:
-    from benchmarks.photo_vectors import real_photo_vectors, text_queries
-    from photosearch.storage.shard_index import ShardIndex, build_shard_index, exact_search
+    from photosearch.storage.shard_index import (
+        ShardIndex,
+        build_shard_index,
+        exact_search,
+    )
     from photosearch.storage.vector_shards import write_shard
+
+    from benchmarks.photo_vectors import real_photo_vectors, text_queries
 
     source = real_photo_vectors(checkpoint, work, quick=False, flickr8k=None, feature_cache=None)
     folder = work / f"shards-{n}-{source.dim}"

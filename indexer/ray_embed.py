@@ -64,7 +64,7 @@ def import_ray():
     """The `ray` module, or RayUnavailable saying what to install."""
     try:
         import ray
-        import ray.data  # noqa: F401 - the `[data]` part of the extra
+        import ray.data
     except ImportError:
         raise RayUnavailable(INSTALL_HINT) from None
     return ray
@@ -83,7 +83,7 @@ def connect(address: str, cpus: int | None = None) -> None:
     # Ray's start-up notes (token auth, the C++ core's warnings) are not the user's business here;
     # errors still show.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-    options = dict(logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False)
+    options = {"logging_level": logging.ERROR, "log_to_driver": False, "include_dashboard": False}
     if address == "auto":
         try:
             ray.init(address="auto", **options)

@@ -24,13 +24,23 @@ import threading
 from pathlib import Path
 
 import numpy as np
-
 from photosearch.indexer.copies import Copies
 from photosearch.indexer.embedder import EmbeddedPhoto
 from photosearch.indexer.folders import is_under
-from photosearch.indexer.ray_embed import HEAD_BATCH, EmbeddedFile, FileToEmbed, cluster_cpus, connect, embed_on_ray
+from photosearch.indexer.ray_embed import (
+    HEAD_BATCH,
+    EmbeddedFile,
+    FileToEmbed,
+    cluster_cpus,
+    connect,
+    embed_on_ray,
+)
 from photosearch.indexer.scan_outcomes import (
-    forget_later, gone, record_failure, settle_without_model, store_embedded,
+    forget_later,
+    gone,
+    record_failure,
+    settle_without_model,
+    store_embedded,
 )
 from photosearch.indexer.scanner import Scanner, _unchanged
 from photosearch.storage import PhotoRecord

@@ -18,8 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image, ImageDraw
-
 from photosearch.cli.main import cli
 from photosearch.indexer import service
 from photosearch.indexer.embedder import Embedder
@@ -27,6 +25,7 @@ from photosearch.indexer.ray_embed import INSTALL_HINT, RayUnavailable, import_r
 from photosearch.indexer.ray_scan import RayModel, scan_on_ray
 from photosearch.storage import Library
 from photosearch.storage.vector_shards import read_shards
+from PIL import Image, ImageDraw
 
 PHOTOS = 200
 ACTOR_TITLE = "MapBatches(EmbedPhotos)"

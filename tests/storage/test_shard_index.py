@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from photosearch.storage import StorageError
 from photosearch.storage.shard_index import (
-    INDEX_NAME, LISTS_NAME, ShardIndex, build_shard_index, default_nlist, exact_search,
+    LISTS_NAME,
+    ShardIndex,
+    build_shard_index,
+    default_nlist,
+    exact_search,
 )
 from photosearch.storage.vector_shards import read_shards, write_shard
 
