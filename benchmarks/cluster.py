@@ -85,6 +85,9 @@ ray.shutdown()
 
 
 def _start_cluster() -> subprocess.Popen:
+    # A throw-away cluster on loopback: Ray's token authentication (on by default since 2.5x)
+    # is turned off for it and for the `photosearch` processes that join it.
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     return subprocess.Popen([sys.executable, "-c", HEAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-BLOCK_ROWS = 128  # paths per Ray block: the unit of work a dead worker's retry redoes
+BLOCK_ROWS = 32  # paths per Ray block (one model batch): the unit a dead worker's retry redoes
 HEAD_BATCH = 256  # rows the head settles (one transaction, one shard) at a time
 MAX_RESTARTS = 8  # times Ray brings one dead embedding actor back
 MAX_TASK_RETRIES = 8  # times Ray reruns a block whose actor died under it
@@ -62,6 +62,9 @@ class EmbeddedFile:
 
 def import_ray():
     """The `ray` module, or RayUnavailable saying what to install."""
+    # Ray's C++ start-up notes (token auth, connection retries) are not the user's business;
+    # its fatal errors still show. Read when Ray is first imported.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     try:
         import ray
         import ray.data
@@ -80,9 +83,6 @@ def connect(address: str, cpus: int | None = None) -> None:
         _check_reachable(address)
     if ray.is_initialized():
         return
-    # Ray's start-up notes (token auth, the C++ core's warnings) are not the user's business here;
-    # errors still show.
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     options = {"logging_level": logging.ERROR, "log_to_driver": False, "include_dashboard": False}
     if address == "auto":
         try:
@@ -134,8 +134,9 @@ def embed_on_ray(files: Sequence[FileToEmbed], checkpoint: Path, model_fingerpri
     context.enable_progress_bars = False  # progress is the caller's, on stderr
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    # At least two blocks per actor, so that every actor has work from the start.
-    rows = max(1, min(BLOCK_ROWS, -(-len(files) // (2 * max(1, actors)))))
+    # Small blocks, at most two queued per actor: an actor that starts first (model loaded
+    # sooner) cannot hoard the work while the others start, and results stream back steadily.
+    rows = max(1, min(BLOCK_ROWS, batch_size, -(-len(files) // (2 * max(1, actors)))))
     blocks = [pa.table({"path": pa.array([os.fsencode(f.path) for f in files[i:i + rows]], pa.binary()),
                         "seq": pa.array([f.seq for f in files[i:i + rows]], pa.int64())})
               for i in range(0, len(files), rows)]
@@ -148,7 +149,7 @@ def embed_on_ray(files: Sequence[FileToEmbed], checkpoint: Path, model_fingerpri
         warnings.simplefilter("ignore", DeprecationWarning)
         dataset = ray.data.from_arrow(blocks).map_batches(
             EmbedPhotos, batch_size=batch_size, batch_format="numpy", num_cpus=threads,
-            compute=ray.data.ActorPoolStrategy(size=max(1, actors)),
+            compute=ray.data.ActorPoolStrategy(size=max(1, actors), max_tasks_in_flight_per_actor=2),
             fn_constructor_kwargs={"checkpoint": str(checkpoint), "fingerprint": model_fingerprint,
                                    "threads": threads, "batch_size": batch_size},
             max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)
