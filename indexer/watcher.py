@@ -219,10 +219,11 @@ class Watcher:
                 self._settling.watch(path, delay=RETRY_S)
 
     def _save(self) -> None:
-        """Save the FAISS index; a failure (disk full) is logged once per try, not raised:
-        the vectors are safe in SQLite and the previous index file is left intact."""
+        """Save the FAISS index if due (`Library.save_index_if_due`: its size in changes since
+        the last save); a failure (disk full) is logged once per try, not raised: the vectors
+        are safe in SQLite and the previous index file is left intact."""
         try:
-            self.scanner.lib.save_index()
+            self.scanner.lib.save_index_if_due()
         except StorageError as exc:
             log.error("photo watcher: %s", exc)
         else:

@@ -6,6 +6,8 @@ missing, corrupt or stale.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.sqlite import insert
@@ -81,6 +83,21 @@ def load_all(session: Session) -> tuple[np.ndarray, np.ndarray | None]:
     ids = np.fromiter((pid for pid, _ in rows), dtype=np.int64, count=len(rows))
     flat = np.frombuffer(b"".join(blob for _, blob in rows), dtype=DTYPE)
     return ids, flat.reshape(len(rows), -1).astype(np.float32)
+
+
+def stream(session: Session, chunk: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every ``(ids, vectors)`` by id, ``chunk`` rows at a time: int64 ``(n,)``, float32
+    ``(n, D)``. Only one chunk is in memory at once; within one session (one snapshot) two
+    passes see the same rows in the same order."""
+    result = session.execute(
+        select(VectorRow.photo_id, VectorRow.vector)
+        .order_by(VectorRow.photo_id)
+        .execution_options(yield_per=chunk)
+    )
+    for rows in result.partitions():
+        ids = np.fromiter((pid for pid, _ in rows), dtype=np.int64, count=len(rows))
+        flat = np.frombuffer(b"".join(blob for _, blob in rows), dtype=DTYPE)
+        yield ids, flat.reshape(len(rows), -1).astype(np.float32, copy=False)
 
 
 def all_ids(session: Session) -> np.ndarray:
