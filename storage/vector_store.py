@@ -77,8 +77,8 @@ class VectorStore:
         if self.read_only:
             self.index, self.generation = loaded, generation  # as of this database generation
             if loaded.generation != generation:
-                self.stale = (f"the search index is behind the library ({generation - loaded.generation} "
-                              f"change(s) since it was saved): answers may miss them; {REFRESH}")
+                self.stale = (f"the search index was saved before the library's last "
+                              f"{generation - loaded.generation} vector update(s), which answers may miss; {REFRESH}")
             return
         self.index, self.generation, self._saved_count = loaded, loaded.generation, loaded.count
         self.repair = self._disagreement(loaded, generation, count)
