@@ -160,7 +160,30 @@ def churn(report: Report, folder: Path, n: int, source, queries: np.ndarray) -> 
         report.add("churn", f"{_size(n)} ({kind}): recall@10 vs exact, after the churn", f"{recall:.3f}", ">= 0.99",
                    recall >= 0.99, note=f"{len(queries)} caption queries; exact = every vector SQLite holds",
                    number=recall)
+        if kind == "ivf":
+            _probe_sweep(report, lib, queries, exact, n)
         _queries_while_saving(report, lib, queries, n)
+
+
+def _probe_sweep(report: Report, lib, queries: np.ndarray, exact: np.ndarray, n: int) -> None:
+    """Recall and latency at other nprobe values than the default, on the same churned index."""
+    from dataclasses import replace
+
+    from photosearch.storage import recall_at_k
+
+    index = lib._vectors.index  # the benchmark's one reach inside: nprobe per run, not per library
+    default = index.config
+    try:
+        for nprobe in sorted({default.ivf_nprobe // 2, default.ivf_nprobe * 3 // 4, default.ivf_nprobe,
+                              default.ivf_nprobe * 3 // 2, default.ivf_nprobe * 2}):
+            index.config = replace(default, ivf_nprobe=nprobe)
+            sweep = Report("")
+            found = _timed_queries(sweep, lib, queries, "sweep")
+            report.add("churn", f"{_size(n)} (ivf): nprobe {nprobe} of {index.faiss_index.nlist} lists",
+                       f"recall@10 {recall_at_k(found, exact):.3f}, {sweep.rows[0].value}",
+                       note="default" if nprobe == default.ivf_nprobe else "")
+    finally:
+        index.config = default
 
 
 def _timed_queries(report: Report, lib, queries: np.ndarray, label: str, target: float | None = None) -> np.ndarray:

@@ -36,8 +36,8 @@ class IndexConfig:
 
     kind: str = AUTO  # "auto" (flat up to ivf_threshold vectors, then IVF), "flat" or "ivf"
     ivf_threshold: int = 30_000  # auto: IVF above this many vectors (flat again below half of it)
-    ivf_lists_per_sqrt: float = 1.0  # nlist = this x sqrt(vectors): ~1,000 vectors a list at 1M
-    ivf_nprobe: int = 24  # lists scanned per query: recall@10 >= 0.99 on photo-like vectors
+    ivf_lists_per_sqrt: float = 2.0  # nlist = this x sqrt(vectors): 632 lists at 100k, 2,000 at 1M
+    ivf_nprobe: int = 80  # lists scanned per query: recall@10 >= 0.99 on photo-like vectors
     ivf_train_per_list: int = 40  # k-means training sample, vectors per list
     ivf_regrow: float = 4.0  # rebuild (new lists) once the size is 4x, or 1/4 of, the trained one
     exact_filter_limit: int = 20_000  # IVF: a search allowed <= this many ids scores them exactly
