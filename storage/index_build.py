@@ -60,7 +60,8 @@ def _flat(session: Session, count: int, dim: int, config: IndexConfig, generatio
 
 def _ivf(session: Session, count: int, dim: int, config: IndexConfig, generation: int) -> VectorIndex:
     stride = max(1, count // (config.lists_for(count) * config.ivf_train_per_list))
-    sample = np.concatenate([chunk[(-start) % stride :: stride] for start, chunk in _numbered(session)])
+    # copies: a slice would keep its whole chunk (and the row bytes under it) alive
+    sample = np.concatenate([chunk[(-start) % stride :: stride].copy() for start, chunk in _numbered(session)])
     built = VectorIndex.untrained_ivf(dim, count, config, sample, generation)
     del sample
     index = built.faiss_index

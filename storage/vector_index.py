@@ -90,6 +90,7 @@ class VectorIndex:
         """An empty IVF index for about ``count`` vectors, its centroids trained on ``sample``
         (float32 ``(S, D)``); add vectors with :meth:`apply` or :func:`storage.index_build`."""
         nlist = min(config.lists_for(count), len(sample))
+        sample = sample[:: max(1, len(sample) // (nlist * config.ivf_train_per_list))]
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.own_fields = True
