@@ -60,8 +60,10 @@ def _flat(session: Session, count: int, dim: int, config: IndexConfig, generatio
 
 def _ivf(session: Session, count: int, dim: int, config: IndexConfig, generation: int) -> VectorIndex:
     stride = max(1, count // (config.lists_for(count) * config.ivf_train_per_list))
-    # copies: a slice would keep its whole chunk (and the row bytes under it) alive
-    sample = np.concatenate([chunk[(-start) % stride :: stride].copy() for start, chunk in _numbered(session)])
+    sample = np.empty((-(-count // stride), dim), dtype=np.float32)  # every stride-th row
+    for start, chunk in _numbered(session):
+        picked = chunk[(-start) % stride :: stride]
+        sample[-(-start // stride) : -(-start // stride) + len(picked)] = picked
     built = VectorIndex.untrained_ivf(dim, count, config, sample, generation)
     del sample
     index = built.faiss_index
@@ -93,7 +95,7 @@ def _ivf(session: Session, count: int, dim: int, config: IndexConfig, generation
     return built
 
 
-def _numbered(session: Session, chunk: int = 8192) -> Iterator[tuple[int, np.ndarray]]:
+def _numbered(session: Session, chunk: int = vector_rows.CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
     """``(position of the chunk's first row, its vectors)`` over every row, by id."""
     start = 0
     for ids, vectors in vector_rows.stream(session, chunk):

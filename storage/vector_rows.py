@@ -18,6 +18,7 @@ from .photos import CHUNK
 from .tables import VectorRow
 
 DTYPE = np.dtype("<f4")
+CHUNK_ROWS = 2048  # rows streamed at a time: ~5 MB of 640-d vectors, twice that while decoded
 
 
 def as_matrix(vectors: list[np.ndarray]) -> np.ndarray:
@@ -86,7 +87,7 @@ def load_all(session: Session) -> tuple[np.ndarray, np.ndarray | None]:
     return ids[:done], None if vectors is None else vectors[:done]
 
 
-def stream(session: Session, chunk: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def stream(session: Session, chunk: int = CHUNK_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Every ``(ids, vectors)`` by id, ``chunk`` rows at a time: int64 ``(n,)``, float32
     ``(n, D)``. Only one chunk is in memory at once; within one session (one snapshot) two
     passes see the same rows in the same order."""
