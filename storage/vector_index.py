@@ -167,9 +167,11 @@ class VectorIndex:
                 allow = np.setdiff1d(allow, deny)
             if allow.size == 0:
                 return _EMPTY
-            if self.kind == IVF and allow.size <= self.config.exact_filter_limit:
-                return self._exact(query, k, allow)
             keep_alive.append(faiss.IDSelectorBatch(allow))
+            if self.kind == IVF and allow.size <= self.config.exact_filter_limit:
+                if self.faiss_index.direct_map.type == faiss.DirectMap.Hashtable:
+                    return self._exact(query, k, allow)
+                return self._search(query, k, keep_alive[0], self.faiss_index.nlist)  # mapped file: no id map
         elif deny is not None and len(deny):
             keep_alive.append(faiss.IDSelectorBatch(np.asarray(deny, dtype=np.int64)))
             keep_alive.append(faiss.IDSelectorNot(keep_alive[0]))

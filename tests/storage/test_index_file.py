@@ -175,9 +175,12 @@ def test_read_only_open_maps_the_file_and_answers_as_a_writer_does(saved_kind):
     folder, config, ids, vectors = saved_kind
     with Library.open(folder, index=config) as lib:
         expected = results(lib)
+    with Library.open(folder, index=config) as lib:
+        in_folder = [[h.photo.id for h in lib.search(q, 8, under="/p")] for q in QUERIES]
     with Library.open(folder, index=config, read_only=True) as lib:
         assert lib.stats()["index_repair"] is None and lib.stats()["index_type"] == config.kind
         assert results(lib) == expected
+        assert [[h.photo.id for h in lib.search(q, 8, under="/p")] for q in QUERIES] == in_folder
         assert [h.photo.id for h in lib.search(vectors[7], 1)] == [ids[7]]
 
 
