@@ -218,4 +218,6 @@ def _answer(request: dict, library_dir, checkpoint, log: Log, need_model: bool) 
     from photosearch.storage import Library
 
     with Library.open(folder, read_only=True) as lib:
+        if lib.index_warning:  # the file is behind the database: served, not rebuilt here
+            log(f"warning: {lib.index_warning}")
         return Searcher(lib, folder, model=model, checkpoint=checkpoint, log=log).answer(request)
