@@ -41,16 +41,24 @@ def _library(ctx: click.Context) -> str | None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @checkpoint_option
 @json_option
+@click.option("--ray", "ray_address", metavar="ADDRESS", default=None,
+              help="Embed on the Ray cluster at ADDRESS (host:port), or `auto`: the one started on this "
+                   "machine, else a new local one. Needs pip install 'photosearch[cluster]'.")
+@click.option("--actors", type=click.IntRange(1), default=None,
+              help="With --ray: embedding actors, one model each (default: one per cluster CPU).")
 @click.pass_context
-def index(ctx, paths, checkpoint, as_json) -> None:
+def index(ctx, paths, checkpoint, as_json, ray_address, actors) -> None:
     """Scan folders once and index their photos (they are remembered for `watch` and `reindex`).
 
     \b
     Example:
         photosearch index ~/Pictures /mnt/photos
+        photosearch index --ray auto /archive/photos
     """
+    if actors is not None and ray_address is None:
+        raise click.UsageError("--actors goes with --ray ADDRESS: e.g. photosearch index --ray auto --actors 4 PATH")
     with user_errors(), _progress_bar("indexing") as progress:
-        report = service.index(list(paths), _library(ctx), checkpoint, progress, warn)
+        report = service.index(list(paths), _library(ctx), checkpoint, progress, warn, ray=ray_address, actors=actors)
     _print_report(report, as_json)
 
 
@@ -208,6 +216,8 @@ def _print_report(report: dict, as_json: bool) -> None:
         warn(f"failed: {failure['path']}: {failure['error']}")
     counts = ", ".join(f"{report[n]} {n}" for n in ("added", "updated", "moved", "removed", "unchanged", "failed", "missing"))
     click.echo(f"{counts} ({report['seconds']:.1f} s)")
+    if report.get("shards"):
+        warn(f"vector shards of this run ({report['actors']} Ray actors): {report['shards']}")
 
 
 def format_status(report: dict) -> str:

@@ -22,8 +22,10 @@ Which files count as photos, and the walk itself, live in `indexer.folders`; the
 writes that settle each file, and `ScanReport`, in `indexer.scan_outcomes`.
 
 Embedding goes in batches; each batch's rows and vectors are written in one
-`lib.transaction()`, and the FAISS index is saved every `save_every` batches and at the end,
-so a crash loses at most one batch and the next scan simply continues.
+`lib.transaction()`; every `save_every` batches the FAISS index is saved if due (once the
+changes since its last save reach its size then: O(N) bytes for N photos, not one index per
+batch), and always at the end. A crash loses at most one batch; the next writer catches the
+index file up from SQLite and the next scan simply continues.
 
 `scan` is the full walk; the watcher drives the same machinery through `sync_paths` (a
 handful of created/changed/deleted paths) and `move_path` (a rename it saw happen).
@@ -76,7 +78,7 @@ class Scanner:
         self.embedder = embedder
         self.path_filter = library_filter(getattr(lib, "folder", None), exclude)
         self.batch_size = batch_size
-        self.save_every = save_every  # batches between FAISS saves (vectors are in SQLite anyway)
+        self.save_every = save_every  # batches between "save if due" checks (vectors are in SQLite anyway)
         self.hash_workers = hash_workers
         self.on_progress = on_progress
         self._batches = 0
@@ -263,13 +265,13 @@ class Scanner:
 
     def _store_batch(self, embedded, failed, waiting: Waiting, vanished, copies, report) -> None:
         """One model batch written in one transaction (`store_embedded`), then progress, and
-        a FAISS save every `save_every` batches."""
+        a FAISS "save if due" every `save_every` batches."""
         store_embedded(self.lib, copies, embedded, failed, waiting, vanished, report)
         self._advance(len(embedded) + len(failed))
         self._batches += 1
         if self._batches % self.save_every == 0:
             try:
-                self.lib.save_index()
+                self.lib.save_index_if_due()
             except IndexSaveError as exc:  # e.g. disk full: the vectors are safe in SQLite
                 if str(exc) != self._save_failure:  # said once while it lasts
                     log.warning("%s", exc)

@@ -261,6 +261,8 @@ class LibraryBackend:
             from photosearch.storage import Library
 
             self._lib = Library.open(self.folder, read_only=True)
+            if self._lib.index_warning:  # the file is behind the database: served, not rebuilt here
+                self.log(f"warning: {self._lib.index_warning}")
         return self._lib
 
     def _searcher_for(self, need_model: bool):

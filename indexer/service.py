@@ -70,17 +70,24 @@ def status(library_dir: str | None = None, checkpoint: str | None = None, log: L
 
 
 def index(paths: list[str], library_dir: str | None = None, checkpoint: str | None = None,
-          progress: Progress | None = None, log: Log = quiet) -> dict:
+          progress: Progress | None = None, log: Log = quiet, ray: str | None = None,
+          actors: int | None = None) -> dict:
     """Scan `paths` once (they are remembered as the library's roots) and embed what is new.
 
     A library another program keeps locked (or a disk I/O error) is waited out for up to
     `WRITE_PATIENCE_S`, said once through `log`; a full disk ends it at once with
-    `WriteFault` counting the photos not stored."""
+    `WriteFault` counting the photos not stored.
+
+    `ray`: embed on the Ray cluster at this address (`auto`: the one on this machine, else a
+    new local one) with `actors` embedding actors (default: one per CPU of the cluster);
+    the report then also has `shards` (the run's vector shard folder) and `ray_duplicates`."""
     roots = [_absolute(p) for p in paths]
     for root in roots:
         if not os.path.isdir(root):
             raise ServiceError(f"folder not found: {root}")
     folder = library_folder(library_dir)
+    if ray is not None:
+        return _index_on_ray(roots, folder, checkpoint, progress, ray, actors)
     with LibraryLock(folder, "index"), named_faults(folder), \
             opened_model_and_library(folder, checkpoint) as (model, lib):
         def roots_to_scan() -> list[str]:
@@ -112,6 +119,32 @@ def reindex(library_dir: str | None = None, checkpoint: str | None = None,
         if not report["interrupted"]:
             lib.set_meta(REINDEX_META_KEY, None)
         return report
+
+
+def _index_on_ray(roots: list[str], folder: Path, checkpoint, progress, address: str, actors: int | None) -> dict:
+    from photosearch.indexer.ray_embed import RayUnavailable, import_ray
+
+    model = load_model(checkpoint, image=False)  # header and manifest: the actors load the towers
+    try:
+        import_ray()  # said at once, not after the walk; the cluster is joined when there is work
+    except RayUnavailable as exc:
+        raise ServiceError(str(exc)) from None
+    from photosearch.indexer.ray_scan import RayModel, scan_on_ray
+    from photosearch.storage import Library
+
+    started = time.monotonic()
+    cluster_model = RayModel(checkpoint_path(checkpoint), model.fingerprint, address, actors)
+    with LibraryLock(folder, "index"), Library.open(folder) as lib:
+        ensure_same_model(lib, model.fingerprint)
+        covering = list(dict.fromkeys(lib.add_root(root).path for root in roots))
+        try:
+            report, scanner = scan_on_ray(lib, cluster_model, covering, progress)
+        except RayUnavailable as exc:
+            raise ServiceError(str(exc)) from None
+    answer = report_dict(report, covering, time.monotonic() - started)
+    answer.update(shards=str(scanner.shard_folder) if scanner.shard_folder else None,
+                  ray_duplicates=scanner.duplicates, actors=cluster_model.actors)
+    return answer
 
 
 # -- helpers the daemon shares -----------------------------------------------------------------
@@ -199,4 +232,6 @@ def _answer(request: dict, library_dir, checkpoint, log: Log, need_model: bool) 
     from photosearch.storage import Library
 
     with Library.open(folder, read_only=True) as lib:
+        if lib.index_warning:  # the file is behind the database: served, not rebuilt here
+            log(f"warning: {lib.index_warning}")
         return Searcher(lib, folder, model=model, checkpoint=checkpoint, log=log).answer(request)

@@ -238,10 +238,11 @@ class Watcher:
             self.retries.succeeded(paths)
 
     def _save(self) -> None:
-        """Save the FAISS index; a failure (disk full) is said once while it lasts, not raised:
-        the vectors are safe in SQLite and the previous index file is left intact."""
+        """Save the FAISS index if due (`Library.save_index_if_due`: its size in changes since
+        the last save); a failure (disk full) is said once while it lasts, not raised: the
+        vectors are safe in SQLite and the previous index file is left intact."""
         try:
-            self.scanner.lib.save_index()
+            self.scanner.lib.save_index_if_due()
         except StorageError as exc:
             if str(exc) != self._save_failure:  # said once, not every interval
                 log.error("photo watcher: %s", exc)

@@ -2,26 +2,25 @@
 
 Files in the library folder:
 
-* ``vectors.faiss`` — the index, written by ``faiss.write_index``.
+* ``vectors.faiss`` — the index, in FAISS's own format.
 * ``vectors.faiss.json`` — sidecar: the SQLite vector *generation* the index reflects, its
-  kind and tombstones, and the size, mtime and CRC-32 of the ``vectors.faiss`` it describes
-  (so a library copied without preserving mtimes is simply rebuilt once, and a file damaged
-  on disk is never read: FAISS would load flipped bytes in the vectors without a word).
+  kind, dimension and count, and the size, mtime and CRC-32 of the ``vectors.faiss`` it
+  describes (a library copied without preserving mtimes is simply checked again; a file
+  damaged on disk is never used by a writer: FAISS would load flipped bytes without a word).
 * ``vectors.faiss.lock`` — an advisory lock so two processes never write the ``*.tmp``
   files at the same time.
 
-Writers (``index``, ``watch``) read the whole file and check its CRC before using it. Read-only
-opens (a ``photosearch query`` without a daemon) must answer in well under a second even at a
-million photos, where the CRC alone reads 2.8 GB: they map the file's vectors into memory
-instead of reading them (``IO_FLAG_MMAP_IFC``), trust the sidecar's size, mtime and generation,
-and check only what could crash FAISS: that every HNSW graph link points at a real vector. A
-damaged vector then gives a wrong score until the next writer notices and rebuilds the file.
+A save streams the index into ``vectors.faiss.tmp`` through a callback that computes the CRC
+as the bytes go by (one pass, nothing read back), fsyncs it, writes the sidecar the same way,
+then ``os.replace``-s both and fsyncs the directory. A crash at any point leaves the old pair,
+the new pair, or a new index with the old sidecar, which the size/mtime check reports (the
+next writer repairs it from SQLite). A failed write (ENOSPC) happens before any rename, so the
+previous files are untouched and :class:`IndexSaveError` says why.
 
-A save writes both as ``*.tmp`` files, fsyncs them, then ``os.replace``-s the index and the
-sidecar and fsyncs the directory. A crash at any point leaves either the old pair, the new
-pair, or a new index with the old sidecar, which the size/mtime check reports as a mismatch
-(and the library rebuilds from SQLite). A failed write (e.g. ENOSPC) happens before any
-rename, so the previous files are untouched and :class:`IndexSaveError` says why.
+Writers read the file through the same kind of callback, checking the CRC in the same pass.
+Read-only opens (a ``photosearch query`` without a daemon) must answer in well under a second
+even at a million photos: they map the file (``IO_FLAG_MMAP_IFC``: the flat vectors or the
+IVF lists stay on disk until touched) and trust the sidecar's size, mtime and generation.
 """
 
 from __future__ import annotations
@@ -36,13 +35,12 @@ from pathlib import Path
 import faiss
 
 from .errors import IndexSaveError
-from .vector_index import FLAT, HNSW, IndexConfig, VectorIndex
+from .vector_index import FLAT, IVF, IndexConfig, VectorIndex
 
 INDEX_NAME = "vectors.faiss"
 SIDECAR_NAME = "vectors.faiss.json"
 LOCK_NAME = "vectors.faiss.lock"
-SIDECAR_FORMAT = 2  # 2: with the index file's CRC-32
-CHUNK = 16 << 20  # bytes read at a time for the checksum
+SIDECAR_FORMAT = 3  # 3: flat, or IVF saved without its direct map (2: flat or HNSW with tombstones)
 
 try:
     import fcntl
@@ -51,7 +49,7 @@ except ImportError:  # Windows: saves are not guarded against a second writer pr
 
 
 class IndexFileProblem(Exception):
-    """Why the index file on disk cannot be used as is (the library then rebuilds it)."""
+    """Why the index file on disk cannot be used as is (the library then repairs it)."""
 
 
 def index_bytes(folder: Path) -> int:
@@ -59,31 +57,66 @@ def index_bytes(folder: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
+class _ChecksumFile:
+    """A file that FAISS writes into or reads from through a callback, CRC-32 as it goes."""
+
+    def __init__(self, file) -> None:
+        self.file, self.crc, self.bytes = file, 0, 0
+
+    def write(self, data: bytes) -> int:
+        self.file.write(data)
+        self.crc = zlib.crc32(data, self.crc)
+        self.bytes += len(data)
+        return len(data)
+
+    def read(self, size: int) -> bytes:
+        data = self.file.read(size)
+        self.crc = zlib.crc32(data, self.crc)
+        return data
+
+
+def write_index(index: faiss.Index, path: Path) -> dict[str, int]:
+    """Write ``index`` to ``path`` (fsynced); its facts for the sidecar (size, mtime, CRC)."""
+    with open(path, "wb") as f:
+        sink = _ChecksumFile(f)
+        faiss.write_index(index, faiss.PyCallbackIOWriter(sink.write))
+        f.flush()
+        os.fsync(f.fileno())
+    stat = path.stat()
+    return {"index_size": stat.st_size, "index_mtime_ns": stat.st_mtime_ns, "index_crc32": sink.crc}
+
+
+def _without_direct_map(index: faiss.Index) -> faiss.Index:
+    """IVF: a view sharing ``index``'s quantizer and lists (nothing copied) without its id ->
+    list hash table, which read-only opens would otherwise rebuild entry by entry (~2 s at 1M on
+    a busy machine); writers rebuild it once on load. Flat indexes are written as they are."""
+    if not isinstance(index, faiss.IndexIVFFlat):
+        return index
+    view = faiss.IndexIVFFlat(index.quantizer, index.d, index.nlist, index.metric_type)
+    view.replace_invlists(index.invlists, False)  # borrowed: the view frees neither
+    view.ntotal = index.ntotal
+    return view
+
+
 def save(folder: Path, vindex: VectorIndex) -> None:
-    """Atomically replace the index file and its sidecar with ``vindex``."""
+    """Atomically replace the index file and its sidecar with ``vindex``. Only reads the
+    index: queries may search it meanwhile, but nothing may change it."""
     index_path = folder / INDEX_NAME
-    sidecar_path = folder / SIDECAR_NAME
     index_tmp = folder / (INDEX_NAME + ".tmp")
     sidecar_tmp = folder / (SIDECAR_NAME + ".tmp")
     with _exclusive(folder / LOCK_NAME):
         try:
-            faiss.write_index(vindex.faiss_index, str(index_tmp))
-            _fsync(index_tmp)
             sidecar = {
-                "format": SIDECAR_FORMAT,
-                "generation": vindex.generation,
-                "kind": vindex.kind,
-                "dim": vindex.dim,
-                "count": vindex.count,
-                "tombstones": vindex.tombstones,
-                **file_facts(index_tmp),
+                "format": SIDECAR_FORMAT, "generation": vindex.generation, "kind": vindex.kind,
+                "dim": vindex.dim, "count": vindex.count, "trained_for": vindex.trained_for,
+                **write_index(_without_direct_map(vindex.faiss_index), index_tmp),
             }
             with open(sidecar_tmp, "w", encoding="utf-8") as f:
                 json.dump(sidecar, f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(index_tmp, index_path)
-            os.replace(sidecar_tmp, sidecar_path)
+            os.replace(sidecar_tmp, folder / SIDECAR_NAME)
             _fsync_dir(folder)
         except (OSError, RuntimeError) as exc:
             for tmp in (index_tmp, sidecar_tmp):
@@ -98,7 +131,7 @@ def save(folder: Path, vindex: VectorIndex) -> None:
 
 def remove(folder: Path) -> None:
     """Delete the saved index (the library holds no vectors). Index first: a crash in between
-    leaves a sidecar without index, which reads as "missing" and is rebuilt."""
+    leaves a sidecar without index, which reads as "missing"."""
     with _exclusive(folder / LOCK_NAME):
         for name in (INDEX_NAME, SIDECAR_NAME):
             try:
@@ -111,8 +144,8 @@ def remove(folder: Path) -> None:
 def load(folder: Path, config: IndexConfig, *, read_only: bool = False) -> VectorIndex:
     """The saved index; raises :class:`IndexFileProblem` if it is missing or unusable.
 
-    ``read_only``: map the vectors instead of reading them, without the CRC pass (see above);
-    the index must then never be changed.
+    ``read_only``: map the file instead of reading it, without the CRC (see above); the index
+    must then never be changed.
     """
     index_path = folder / INDEX_NAME
     if not index_path.exists():
@@ -122,62 +155,60 @@ def load(folder: Path, config: IndexConfig, *, read_only: bool = False) -> Vecto
         found = sidecar.get("format") if isinstance(sidecar, dict) else type(sidecar).__name__
         if found != SIDECAR_FORMAT:
             raise ValueError(f"format {found!r}, expected {SIDECAR_FORMAT}")
-        generation = int(sidecar["generation"])
-        kind = sidecar["kind"]
-        tombstones = [int(t) for t in sidecar["tombstones"]]
-        count = int(sidecar["count"])
+        generation, kind = int(sidecar["generation"]), sidecar["kind"]
+        count, trained_for = int(sidecar["count"]), int(sidecar["trained_for"])
         expected = (int(sidecar["index_size"]), int(sidecar["index_mtime_ns"]))
         crc = int(sidecar["index_crc32"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexFileProblem(f"sidecar unreadable ({exc!r})") from exc
     stat = index_path.stat()
-    if (stat.st_size, stat.st_mtime_ns) != expected or kind not in (FLAT, HNSW):
+    if (stat.st_size, stat.st_mtime_ns) != expected or kind not in (FLAT, IVF):
         raise IndexFileProblem("index file does not match its sidecar (interrupted save?)")
     try:
         if read_only:
             index = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
         else:
-            if _crc32(index_path) != crc:
+            with open(index_path, "rb") as f:
+                source = _ChecksumFile(f)
+                index = faiss.read_index(faiss.PyCallbackIOReader(source.read))
+                source.read(1)  # nothing may follow the index
+            if source.crc != crc:
                 raise IndexFileProblem("corrupt (checksum mismatch: the file changed on disk)")
-            index = faiss.read_index(str(index_path))
     except (OSError, RuntimeError) as exc:
         raise IndexFileProblem(f"corrupt ({exc})") from exc
-    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else None
-    wanted = faiss.IndexHNSWFlat if kind == HNSW else faiss.IndexFlatIP
-    if not isinstance(inner, wanted) or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
-        raise IndexFileProblem(f"corrupt (not an IDMap2 over {wanted.__name__})")
-    if index.id_map.size() != index.ntotal or (kind == HNSW and not _graph_in_bounds(inner)):
-        raise IndexFileProblem("corrupt (the graph or the id map points outside the index)")
-    return VectorIndex(index, kind, config, generation, tombstones, count)
+    problem = _shape_problem(index, kind, count)
+    if problem:
+        raise IndexFileProblem(f"corrupt ({problem})")
+    if kind == IVF and not read_only:  # O(1) removes by id (read-only opens never remove)
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    return VectorIndex(index, kind, config, generation, trained_for)  # read_index gives the subclass
 
 
-def _graph_in_bounds(inner: faiss.IndexHNSWFlat) -> bool:
-    """Every link of the HNSW graph names a stored vector (or -1), and the per-vector tables
-    have one entry per vector: what FAISS trusts blindly while searching."""
-    hnsw, n = inner.hnsw, inner.ntotal
-    if hnsw.levels.size() != n or hnsw.offsets.size() != n + 1 or not -1 <= hnsw.entry_point < max(n, 1):
-        return False
-    offsets = faiss.rev_swig_ptr(hnsw.offsets.data(), hnsw.offsets.size())
-    if offsets[0] != 0 or offsets[-1] != hnsw.neighbors.size() or (n and (offsets[1:] < offsets[:-1]).any()):
-        return False
-    if not hnsw.neighbors.size():
-        return True
-    links = faiss.rev_swig_ptr(hnsw.neighbors.data(), hnsw.neighbors.size())
-    return bool(links.min() >= -1 and links.max() < n)
+def _shape_problem(index: faiss.Index, kind: str, count: int) -> str | None:
+    """What makes ``index`` not the ``kind`` of index storage writes (None when it is)."""
+    if index.metric_type != faiss.METRIC_INNER_PRODUCT or index.ntotal != count:
+        return "not the inner-product index of the size the sidecar records"
+    if kind == FLAT:
+        inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else None
+        if not isinstance(inner, faiss.IndexFlatIP) or index.id_map.size() != count or inner.ntotal != count:
+            return "not an IDMap2 over IndexFlatIP"
+        return None
+    index = faiss.downcast_index(index)
+    if not isinstance(index, faiss.IndexIVFFlat) or index.direct_map.type != faiss.DirectMap.NoMap:
+        return "not an IndexIVFFlat as storage writes it (no direct map)"
+    if index.invlists.compute_ntotal() != count or index.quantizer.ntotal != index.nlist:
+        return "the inverted lists do not add up to the index"
+    return None
 
 
 def file_facts(path: Path) -> dict[str, int]:
     """What the sidecar records about an index file to recognise it: size, mtime, CRC-32."""
-    stat = path.stat()
-    return {"index_size": stat.st_size, "index_mtime_ns": stat.st_mtime_ns, "index_crc32": _crc32(path)}
-
-
-def _crc32(path: Path) -> int:
     crc = 0
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
+        while chunk := f.read(16 << 20):
             crc = zlib.crc32(chunk, crc)
-    return crc
+    stat = path.stat()
+    return {"index_size": stat.st_size, "index_mtime_ns": stat.st_mtime_ns, "index_crc32": crc}
 
 
 @contextmanager
@@ -194,18 +225,14 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":  # directories cannot be opened for fsync on Windows
+        return
+    fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":  # directories cannot be opened for fsync on Windows
-        return
-    _fsync(folder)
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -50,9 +50,11 @@ class Library(PhotoMethods, VectorMethods, TagMethods, GroupMethods):
     ) -> Library:
         """Open (creating if needed) the library in ``folder``; upgrade an older schema.
 
-        A missing, corrupt or stale ``vectors.faiss`` is rebuilt from the database (and saved,
-        unless ``read_only``); ``stats()["index_repair"]`` then says why. ``read_only``
-        libraries never write, e.g. for a query process while the indexer daemon runs.
+        A writer repairs a missing, corrupt or stale ``vectors.faiss`` from the database (it
+        catches a stale one up row by row, rebuilds the others) and saves it;
+        ``stats()["index_repair"]`` then says why. ``read_only`` libraries never write nor
+        build: they map the file and serve it even when it is behind the database, with
+        ``index_warning`` saying so (e.g. a query process while the daemon runs).
         """
         folder = Path(folder).expanduser()
         db_path = folder / DB_NAME

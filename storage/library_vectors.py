@@ -96,11 +96,27 @@ class VectorMethods(LibraryCore):
 
     # -- upkeep ------------------------------------------------------------------------------
     def save_index(self) -> None:
-        """Write ``vectors.faiss`` atomically (IndexSaveError if it fails; old file intact)."""
+        """Write ``vectors.faiss`` atomically (IndexSaveError if it fails; old file intact).
+        Queries go on while it writes; commits wait for it."""
         self._check_open()
         if self.read_only:
             raise ReadOnlyError("this library was opened read-only")
         self._vectors.save()
+
+    def save_index_if_due(self) -> bool:
+        """Save ``vectors.faiss`` if the vector changes since the last save reach the index's
+        size then (so indexing N photos writes O(N) bytes); returns whether it saved. For
+        periodic saves while indexing; ``save_index`` and ``close`` always save."""
+        self._check_open()
+        if self.read_only:
+            raise ReadOnlyError("this library was opened read-only")
+        return self._vectors.save(only_if_due=True)
+
+    @property
+    def index_warning(self) -> str | None:
+        """Read-only libraries: one line saying the search index is behind the library (or
+        unusable) and which command refreshes it; None when it is current."""
+        return self._vectors.stale
 
     def check_index(self) -> str | None:
         """Why the FAISS index does not mirror the vectors in SQLite, or None when it does

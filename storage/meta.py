@@ -35,9 +35,3 @@ def put(session: Session, key: str, value: Any) -> None:
 
 def remove(session: Session, key: str) -> None:
     session.execute(delete(MetaRow).where(MetaRow.key == key))
-
-
-def bump_generation(session: Session) -> int:
-    generation = int(get(session, GENERATION, 0)) + 1
-    put(session, GENERATION, generation)
-    return generation

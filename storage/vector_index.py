@@ -1,25 +1,22 @@
 """The in-memory FAISS index of search vectors, keyed by photo id.
 
-Two kinds, both wrapped in ``faiss.IndexIDMap2`` so FAISS ids *are* photo ids:
+Two kinds; in both, FAISS ids *are* photo ids and a delete or an edit is applied in place, so
+the next query pays nothing for it (no tombstones, no stale duplicates, no over-fetch):
 
-* ``flat`` — ``IndexFlatIP``: exact inner product. Deletes and replacements use ``remove_ids``.
-* ``hnsw`` — ``IndexHNSWFlat`` with the inner-product metric: approximate, for large
-  libraries. HNSW cannot remove vectors, so
+* ``flat`` — ``IndexIDMap2(IndexFlatIP)``: exact inner product, for small libraries.
+* ``ivf`` — ``IndexIVFFlat`` with the inner-product metric and a hash-table direct map:
+  the vectors are split into ``nlist`` lists around k-means centroids and a query scans the
+  ``nprobe`` lists nearest to it. ``remove_ids`` finds an id through the direct map and
+  removes it from its list in O(1); an edit is a remove plus an add.
 
-  - a deleted id becomes a *tombstone*: it stays in the graph and is filtered out of every
-    search by an ``IDSelector``;
-  - a replaced vector is added again under the same id; the old entry stays in the graph as
-    a *stale duplicate*. ``IndexIDMap2`` maps the id to its newest entry, so search results
-    are de-duplicated and re-scored against the newest vector (``reconstruct``), and each
-    search fetches ``k + garbage`` candidates so ``k`` distinct live ids still come back.
-
-  Tombstones and duplicates are *garbage*; once it exceeds ``max_garbage_fraction`` the
-  library rebuilds the graph from the durable SQLite copy (see ``needs_compaction``).
+``IndexConfig`` picks the kind by size and tunes IVF; the figures behind its defaults are in
+benchmarks/README.md ("The vector store under churn").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -27,207 +24,203 @@ import faiss
 import numpy as np
 
 FLAT = "flat"
-HNSW = "hnsw"
+IVF = "ivf"
 AUTO = "auto"
+KINDS = (FLAT, IVF)
+_EMPTY = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
 
 
 @dataclass(frozen=True)
 class IndexConfig:
     """Which FAISS index to use and how to tune it."""
 
-    kind: str = AUTO  # "auto" (flat up to hnsw_threshold vectors, then HNSW), "flat" or "hnsw"
-    hnsw_threshold: int = 200_000  # "auto" switches to HNSW above this many vectors
-    hnsw_m: int = 32  # HNSW graph degree: more links, better recall, more memory
-    hnsw_ef_construction: int = 100  # beam width while building the graph
-    hnsw_ef_search: int = 1024  # beam width per query. On a million vectors shaped like photo
-    # embeddings (benchmarks/photo_vectors.py), recall@10 against exact search was 0.956 / 0.982 /
-    # 0.997 / 1.000 at 256 / 512 / 1024 / 2048, at ~8-19 ms a query. Uniform random 640-d vectors,
-    # which no graph can navigate, get far less (0.11 at 1M with 512).
-    exact_filter_limit: int = 50_000  # HNSW: a filtered search over <= this many ids runs exactly
-    max_garbage_fraction: float = 0.05  # HNSW: rebuild when tombstones + stale entries exceed this
+    kind: str = AUTO  # "auto" (flat up to ivf_threshold vectors, then IVF), "flat" or "ivf"
+    ivf_threshold: int = 30_000  # auto: IVF above this many vectors (flat again below half of it)
+    ivf_lists_per_sqrt: float = 2.0  # nlist = this x sqrt(vectors): 632 lists at 100k, 2,000 at 1M
+    ivf_nprobe: int = 80  # lists scanned per query: recall@10 >= 0.99 on photo-like vectors
+    ivf_train_per_list: int = 40  # k-means training sample, vectors per list
+    ivf_regrow: float = 4.0  # rebuild (new lists) once the size is 4x, or 1/4 of, the trained one
+    exact_filter_limit: int = 20_000  # IVF: a search allowed <= this many ids scores them exactly
     search_threads: int = 1  # OpenMP threads per query: one query is memory-bound, and more
     # threads stall badly when the CPUs are busy (e.g. the indexer embedding photos)
 
     def __post_init__(self) -> None:
-        if self.kind not in (AUTO, FLAT, HNSW):
-            raise ValueError(f"index kind must be auto, flat or hnsw, got {self.kind!r}")
+        if self.kind not in (AUTO, *KINDS):
+            raise ValueError(f"index kind must be auto, flat or ivf, got {self.kind!r}")
 
-    def kind_for(self, count: int) -> str:
-        """The index kind to use for ``count`` vectors."""
+    def kind_for(self, count: int, current: str | None = None) -> str:
+        """The index kind for ``count`` vectors (``current``: the kind in use, which auto keeps
+        between half the threshold and the threshold, so a library near it does not flip)."""
         if self.kind != AUTO:
             return self.kind
-        return HNSW if count > self.hnsw_threshold else FLAT
+        if current == IVF and count > self.ivf_threshold // 2:
+            return IVF
+        return IVF if count > self.ivf_threshold else FLAT
 
-
-_EMPTY = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
+    def lists_for(self, count: int) -> int:
+        return max(1, round(self.ivf_lists_per_sqrt * math.sqrt(max(count, 1))))
 
 
 class VectorIndex:
-    """A FAISS ``IndexIDMap2`` plus the bookkeeping described in the module docstring.
+    """A FAISS index of one kind plus the SQLite vector ``generation`` it reflects.
 
-    Not thread-safe by itself: the library serialises access with its index lock.
-    ``generation`` is the SQLite vector generation this index reflects.
+    Not thread-safe by itself: ``storage.vector_store`` lets queries share it and gives
+    changes sole use of it.
     """
 
-    def __init__(
-        self,
-        index: faiss.IndexIDMap2,
-        kind: str,
-        config: IndexConfig,
-        generation: int = 0,
-        tombstones: np.ndarray | None = None,
-        live_count: int | None = None,
-    ) -> None:
+    def __init__(self, index: faiss.Index, kind: str, config: IndexConfig, generation: int = 0,
+                 trained_for: int = 0) -> None:
         self.faiss_index = index
         self.kind = kind
         self.config = config
         self.generation = generation
-        self._tombstones = set() if tombstones is None else {int(t) for t in tombstones}
-        self.count = index.ntotal if live_count is None else live_count  # live vectors
-        if kind == HNSW:
-            faiss.downcast_index(index.index).hnsw.efSearch = config.hnsw_ef_search
+        self.trained_for = trained_for  # IVF: how many vectors its lists were made for
 
     @classmethod
-    def empty(cls, dim: int, kind: str, config: IndexConfig, generation: int = 0) -> VectorIndex:
-        if kind == HNSW:
-            inner = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            inner.hnsw.efConstruction = config.hnsw_ef_construction
-        else:
-            inner = faiss.IndexFlatIP(dim)
+    def empty_flat(cls, dim: int, config: IndexConfig, generation: int = 0) -> VectorIndex:
+        inner = faiss.IndexFlatIP(dim)
         index = faiss.IndexIDMap2(inner)
         index.own_fields = True
         inner.this.disown()  # the IDMap now owns and frees it
-        return cls(index, kind, config, generation)
+        return cls(index, FLAT, config, generation)
 
     @classmethod
-    def build(
-        cls, ids: np.ndarray, vectors: np.ndarray, config: IndexConfig, generation: int
-    ) -> VectorIndex:
-        """A fresh index of the kind ``config`` picks for ``len(ids)`` vectors."""
-        built = cls.empty(vectors.shape[1], config.kind_for(len(ids)), config, generation)
-        if len(ids):
-            built.faiss_index.add_with_ids(vectors, ids)
-            built.count = len(ids)
-        return built
+    def untrained_ivf(cls, dim: int, count: int, config: IndexConfig, sample: np.ndarray,
+                      generation: int = 0) -> VectorIndex:
+        """An empty IVF index for about ``count`` vectors, its centroids trained on ``sample``
+        (float32 ``(S, D)``); add vectors with :meth:`apply` or :func:`storage.index_build`."""
+        nlist = min(config.lists_for(count), len(sample))
+        sample = sample[:: max(1, len(sample) // (nlist * config.ivf_train_per_list))]
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.own_fields = True
+        quantizer.this.disown()
+        index.cp.niter = 10  # k-means iterations: 10 is within 0.1% of the default 25's recall
+        index.cp.min_points_per_centroid = 1  # small samples are fine (and FAISS stays quiet)
+        index.cp.max_points_per_centroid = 1 << 30  # the caller already sampled
+        with _omp_threads(faiss.omp_get_max_threads()):
+            index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        return cls(index, IVF, config, generation, trained_for=count)
 
     @property
     def dim(self) -> int:
         return self.faiss_index.d
 
     @property
-    def tombstones(self) -> list[int]:
-        return sorted(self._tombstones)
+    def count(self) -> int:
+        return self.faiss_index.ntotal
 
-    @property
-    def garbage(self) -> int:
-        """Entries in the graph that are not live vectors (tombstones and stale duplicates)."""
-        return self.faiss_index.ntotal - self.count
+    def needs_rebuild(self) -> str | None:
+        """Why this index should be built afresh (wrong kind for its size, or IVF lists made
+        for a size 4x away), or None."""
+        wanted = self.config.kind_for(self.count, self.kind)
+        if wanted != self.kind:
+            return f"index kind {self.kind} replaced by {wanted}"
+        if self.kind == IVF and self.count and not (
+            self.trained_for / self.config.ivf_regrow <= self.count <= self.trained_for * self.config.ivf_regrow
+        ):
+            return f"IVF lists made for {self.trained_for:,} vectors, now {self.count:,}"
+        return None
 
-    def needs_compaction(self) -> bool:
-        return self.garbage > self.config.max_garbage_fraction * max(self.faiss_index.ntotal, 1)
-
-    def live_ids(self) -> np.ndarray:
-        """Sorted ids of the live vectors."""
-        ids = np.unique(faiss.vector_to_array(self.faiss_index.id_map))
-        if self._tombstones:
-            ids = ids[~np.isin(ids, self.tombstones)]
-        return ids
-
-    def apply(self, removed: set[int], upserts: dict[int, np.ndarray]) -> None:
-        """Delete ``removed`` (all present), then add or replace ``upserts``."""
+    def ids(self) -> np.ndarray:
+        """Sorted ids of every vector held."""
         if self.kind == FLAT:
-            if removed:
-                self.faiss_index.remove_ids(faiss.IDSelectorBatch(_id_array(removed)))
-        else:
-            self._tombstones.update(removed.difference(upserts))
-            self._tombstones.difference_update(upserts)
+            return np.sort(faiss.vector_to_array(self.faiss_index.id_map))
+        invlists = self.faiss_index.invlists
+        parts = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+                 for i in range(invlists.nlist) if invlists.list_size(i)]
+        return np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+
+    def vectors_of(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``ids`` (all present), float32 ``(len(ids), D)``."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if ids.size == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return self.faiss_index.reconstruct_batch(ids)
+
+    def apply(self, removed: Iterable[int], upserts: dict[int, np.ndarray]) -> None:
+        """Delete ``removed`` (all present), then add ``upserts`` (none present after that)."""
+        removed = _id_array(removed)
+        if removed.size:
+            # IVF's hash-table direct map removes ids given as an array, each in O(1); the flat
+            # index scans its id map once against a hashed set.
+            selector = faiss.IDSelectorArray(removed) if self.kind == IVF else faiss.IDSelectorBatch(removed)
+            self.faiss_index.remove_ids(selector)
         if upserts:
             ids = _id_array(upserts)
             self.faiss_index.add_with_ids(np.stack([upserts[int(i)] for i in ids]), ids)
-        self.count += len(upserts) - len(removed)
 
-    def search(
-        self,
-        query: np.ndarray,
-        k: int,
-        allow: np.ndarray | None = None,
-        deny: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` ``(ids, scores)`` by inner product with ``query`` (shape ``(1, D)``).
+    def search(self, query: np.ndarray, k: int, allow: np.ndarray | None = None,
+               deny: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ``(ids, scores)`` by inner product with ``query`` (float32 ``(1, D)``).
 
-        ``allow``: only these ids may be returned; ``deny``: these ids may not.
+        ``allow``: only these ids may be returned; ``deny``: these ids may not. Both cost
+        the query O(their size); nothing else depends on the library's size or history.
         """
         if k <= 0 or self.count == 0:
             return _EMPTY
-        excluded = np.union1d(
-            _id_array(deny if deny is not None else ()), _id_array(self._tombstones)
-        )
         keep_alive = []  # selectors must outlive the search call
         if allow is not None:
             allow = np.asarray(allow, dtype=np.int64)
-            allow = allow[~np.isin(allow, excluded)]
+            if deny is not None and len(deny):
+                allow = np.setdiff1d(allow, deny)
             if allow.size == 0:
                 return _EMPTY
-            if self.kind == HNSW and allow.size <= self.config.exact_filter_limit:
-                return self._exact(query, k, allow)
             keep_alive.append(faiss.IDSelectorBatch(allow))
-        elif excluded.size:
-            keep_alive.append(faiss.IDSelectorBatch(excluded))
+            if self.kind == IVF and allow.size <= self.config.exact_filter_limit:
+                if self.faiss_index.direct_map.type == faiss.DirectMap.Hashtable:
+                    return self._exact(query, k, allow)
+                return self._search(query, k, keep_alive[0], self.faiss_index.nlist)  # mapped file: no id map
+        elif deny is not None and len(deny):
+            keep_alive.append(faiss.IDSelectorBatch(np.asarray(deny, dtype=np.int64)))
             keep_alive.append(faiss.IDSelectorNot(keep_alive[0]))
         selector = keep_alive[-1] if keep_alive else None
-        fetch = min(k + self.garbage, self.faiss_index.ntotal)
-        if self.kind == HNSW:
-            params = faiss.SearchParametersHNSW(
-                sel=selector, efSearch=max(self.config.hnsw_ef_search, fetch)
-            )
+        ids, scores = self._search(query, k, selector, self.config.ivf_nprobe)
+        wanted = min(k, self.count if allow is None else allow.size)
+        if self.kind == IVF and ids.size < wanted:  # the filter emptied the nearest lists
+            ids, scores = self._search(query, k, selector, self.faiss_index.nlist)
+        return ids, scores
+
+    def _search(self, query: np.ndarray, k: int, selector, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.kind == IVF:
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=min(nprobe, self.faiss_index.nlist))
         else:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None
         with _omp_threads(self.config.search_threads):
-            scores, ids = self.faiss_index.search(query, fetch, params=params)
-        scores, ids = scores[0], ids[0]
-        found = ids >= 0
-        ids, scores = ids[found], scores[found]
-        if self.garbage:
-            return self._exact(query, k, np.unique(ids))  # de-duplicate, score newest vectors
-        return ids[:k], scores[:k]
+            scores, ids = self.faiss_index.search(query, k, params=params)
+        found = ids[0] >= 0
+        return ids[0][found], scores[0][found]
 
     def _exact(self, query: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``k`` among ``ids`` (none of them tombstones), scored against each id's
-        newest entry, read straight from the index's vector storage (no copies per id)."""
-        labels = faiss.vector_to_array(self.faiss_index.id_map)  # (ntotal,) entry -> photo id
-        positions = np.flatnonzero(np.isin(labels, ids))
-        if self.garbage:  # keep only the newest entry of a replaced id
-            newest_first = positions[::-1]
-            _, first = np.unique(labels[newest_first], return_index=True)
-            positions = newest_first[first]
-        if positions.size == 0:
-            return _EMPTY
-        scores = self._stored_vectors()[positions] @ query[0]  # (n, D) @ (D,) -> (n,)
+        """Exact top-``k`` among ``ids`` (ones the index lacks, as a stale file may, skipped)."""
+        try:
+            vectors = self.vectors_of(ids)
+        except RuntimeError:  # some id unknown to the index: keep the ones it holds
+            ids = np.array([i for i in ids.tolist() if self._holds(i)], dtype=np.int64)
+            vectors = self.vectors_of(ids)
+        scores = vectors @ query[0]  # (n, D) @ (D,) -> (n,)
         top = np.argsort(-scores, kind="stable")[:k]
-        return labels[positions[top]], scores[top]
+        return ids[top], scores[top]
 
     def copy_vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, float32 (n, D) copies of their newest vectors) for the live ``ids`` present,
-        in storage order."""
-        labels = faiss.vector_to_array(self.faiss_index.id_map)  # (ntotal,) entry -> photo id
-        positions = np.flatnonzero(np.isin(labels, ids) & ~np.isin(labels, self.tombstones))
-        newest_first = positions[::-1]  # a replaced vector: its newest entry
-        _, first = np.unique(labels[newest_first], return_index=True)
-        positions = np.sort(newest_first[first])
-        return labels[positions].astype(np.int64), np.array(self._stored_vectors()[positions], dtype=np.float32)
+        """(the ``ids`` the index holds, sorted; float32 (n, D) copies of their vectors)."""
+        held = np.array([i for i in np.unique(np.asarray(ids, dtype=np.int64)).tolist() if self._holds(i)],
+                        dtype=np.int64)
+        return held, np.array(self.vectors_of(held), dtype=np.float32)
 
-    def _stored_vectors(self) -> np.ndarray:
-        """A no-copy ``(ntotal, D)`` view of the raw vectors, valid while the index is unchanged."""
-        inner = faiss.downcast_index(self.faiss_index.index)
-        flat = faiss.downcast_index(inner.storage) if self.kind == HNSW else inner
-        total = flat.ntotal
-        return faiss.rev_swig_ptr(flat.get_xb(), total * self.dim).reshape(total, self.dim)
+    def _holds(self, pid: int) -> bool:
+        try:
+            self.faiss_index.reconstruct(pid)
+        except RuntimeError:
+            return False
+        return True
 
 
 @contextmanager
 def _omp_threads(count: int) -> Iterator[None]:
     """Run FAISS with ``count`` OpenMP threads in *this* thread (the setting is per thread, so
-    an indexing thread building the graph keeps all cores)."""
+    an indexing thread building lists keeps all cores)."""
     previous = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(count)
     try:

@@ -1,10 +1,12 @@
 """The durable copy of every search vector: ``vectors`` rows of little-endian float32 bytes.
 
-SQLite is the source of truth; the FAISS index is rebuilt from these rows whenever it is
-missing, corrupt or stale.
+SQLite is the source of truth; the FAISS index is built from these rows when it is missing or
+corrupt, and caught up with them when it is stale (``storage.index_build``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 from sqlalchemy import delete, func, select
@@ -16,6 +18,7 @@ from .photos import CHUNK
 from .tables import VectorRow
 
 DTYPE = np.dtype("<f4")
+CHUNK_ROWS = 2048  # rows streamed at a time: ~5 MB of 640-d vectors, twice that while decoded
 
 
 def as_matrix(vectors: list[np.ndarray]) -> np.ndarray:
@@ -72,24 +75,31 @@ def load_one(session: Session, pid: int) -> np.ndarray | None:
 
 
 def load_all(session: Session) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(ids, vectors)`` sorted by id; ``vectors`` is ``(n, D)``, or None when there are none."""
-    rows = session.execute(
-        select(VectorRow.photo_id, VectorRow.vector).order_by(VectorRow.photo_id)
-    ).all()
-    if not rows:
-        return np.empty(0, dtype=np.int64), None
-    ids = np.fromiter((pid for pid, _ in rows), dtype=np.int64, count=len(rows))
-    flat = np.frombuffer(b"".join(blob for _, blob in rows), dtype=DTYPE)
-    return ids, flat.reshape(len(rows), -1).astype(np.float32)
+    """``(ids, vectors)`` sorted by id; ``vectors`` is ``(n, D)``, or None when there are none.
+    Streamed into arrays allocated once (call inside one read transaction)."""
+    total = count(session)
+    ids, vectors, done = np.empty(total, dtype=np.int64), None, 0
+    for chunk_ids, chunk in stream(session):
+        if vectors is None:
+            vectors = np.empty((total, chunk.shape[1]), dtype=np.float32)
+        ids[done : done + len(chunk_ids)], vectors[done : done + len(chunk_ids)] = chunk_ids, chunk
+        done += len(chunk_ids)
+    return ids[:done], None if vectors is None else vectors[:done]
 
 
-def all_ids(session: Session) -> np.ndarray:
-    ids = session.scalars(select(VectorRow.photo_id).order_by(VectorRow.photo_id)).all()
-    return np.asarray(ids, dtype=np.int64)
-
-
-def any_rows(session: Session) -> bool:
-    return session.scalar(select(VectorRow.photo_id).limit(1)) is not None
+def stream(session: Session, chunk: int = CHUNK_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every ``(ids, vectors)`` by id, ``chunk`` rows at a time: int64 ``(n,)``, float32
+    ``(n, D)``. Only one chunk is in memory at once; within one session (one snapshot) two
+    passes see the same rows in the same order."""
+    result = session.execute(
+        select(VectorRow.photo_id, VectorRow.vector)
+        .order_by(VectorRow.photo_id)
+        .execution_options(yield_per=chunk)
+    )
+    for rows in result.partitions():
+        ids = np.fromiter((pid for pid, _ in rows), dtype=np.int64, count=len(rows))
+        flat = np.frombuffer(b"".join(blob for _, blob in rows), dtype=DTYPE)
+        yield ids, flat.reshape(len(rows), -1).astype(np.float32, copy=False)
 
 
 def count(session: Session) -> int:

@@ -1,11 +1,23 @@
-"""The FAISS side of a library: loading and checking the index file against SQLite,
-rebuilding it from the durable copy, applying committed changes, searching and saving.
+"""The FAISS side of a library: loading the index file and checking it against SQLite,
+applying committed changes, searching, and saving.
 
-Invariant: the in-memory index reflects exactly the vectors committed in SQLite at
+Invariant (writers): the in-memory index holds exactly the vectors committed in SQLite at
 ``generation`` (the ``vectors_generation`` meta value, bumped by every commit that changes
-vectors). All access goes through one re-entrant lock, held across "SQL commit + FAISS
-apply" so that concurrent threads always see the index move from one committed state to
-the next.
+vectors). Two locks keep it so while queries run:
+
+* ``lock`` (re-entrant) serialises what changes the index: "SQL commit + FAISS apply", saves
+  and rebuilds, so the index moves from one committed state to the next;
+* ``_use`` is shared by queries and taken alone only for the moment a change is applied or
+  a rebuilt index swapped in. A save only reads the index, so queries go on while it writes
+  (commits wait for it instead).
+
+Saves write the whole index, but only when due: when the changes since the last save reach
+the size the index had then (or on close, or asked for). Indexing N photos therefore writes
+O(N) index bytes, not one index per batch.
+
+A read-only store (a query process without the daemon) never builds anything from SQLite at
+scale: a file behind the database is served as it is and ``stale`` says, in one line, what
+refreshes it. Writers that find the file behind catch it up row by row (``index_build``).
 """
 
 from __future__ import annotations
@@ -18,13 +30,15 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session
 
-from . import index_file, meta, vector_rows
+from . import index_build, index_file, meta, vector_rows
 from .database import Transaction
 from .index_file import IndexFileProblem
+from .shared_lock import SharedLock
 from .vector_changes import VectorChanges
-from .vector_index import IndexConfig, VectorIndex
+from .vector_index import FLAT, IVF, IndexConfig, VectorIndex
 
 ReadSession = Callable[[], AbstractContextManager[Session]]
+REFRESH = "run `photosearch index` (or start `photosearch watch`) to refresh it"
 
 
 class VectorStore:
@@ -32,77 +46,100 @@ class VectorStore:
 
     def __init__(self, folder: Path | None, config: IndexConfig, read: ReadSession, read_only: bool = False) -> None:
         self.folder = folder
-        self.read_only = read_only  # map the saved index, check it lightly, never change it
+        self.read_only = read_only  # map the saved index, never build or change it
         self.config = config
         self._read = read
         self.lock = threading.RLock()
+        self._use = SharedLock()
         self.index: VectorIndex | None = None  # None while the library holds no vectors
         self.generation = 0
         self.dirty = False  # changed since the last save
-        self.repair: str | None = None  # why the index file was rebuilt on load, if it was
+        self.repair: str | None = None  # why a writer rebuilt or caught up the index file on load
+        self.stale: str | None = None  # read-only: why answers may miss recent changes (one line)
+        self._saved_count = 0  # vectors in the index at the last save
+        self._unsaved = 0  # vector changes since the last save
 
-    # -- loading and rebuilding ------------------------------------------------------------
+    # -- loading -------------------------------------------------------------------------------
     def load(self) -> None:
-        """Use the saved index if it agrees with SQLite, else rebuild it from SQLite
-        (``repair`` then says why)."""
+        """Use the saved index; a writer repairs it from SQLite where it disagrees (``repair``
+        then says why), a read-only store serves it as it is (``stale`` says so)."""
         if self.folder is None:
-            self.rebuild()
+            self._rebuild()
             return
         with self._read() as session:
             generation = int(meta.get(session, meta.GENERATION, 0))
-            # A read-only open trusts the generation (each vector commit bumps it, and the
-            # sidecar names the one the file holds); reading every id costs seconds at 1M.
-            stored = None if self.read_only else vector_rows.all_ids(session)
+            count = vector_rows.count(session) if not self.read_only else None
         try:
             loaded = index_file.load(self.folder, self.config, read_only=self.read_only)
         except IndexFileProblem as exc:
-            if str(exc) == "missing" and not self._holds_vectors(stored):
-                self.generation = generation  # nothing saved, nothing to index
-                return
-            problem = str(exc)
-        else:
-            problem = self._disagreement(loaded, generation, stored)
-            if problem is None:
-                self.index, self.generation = loaded, generation
-                return
-        self.repair = problem
-        self.rebuild()
+            self._without_file(str(exc), generation)
+            return
+        if self.read_only:
+            self.index, self.generation = loaded, generation  # as of this database generation
+            if loaded.generation != generation:
+                self.stale = (f"the search index was saved before the library's last "
+                              f"{generation - loaded.generation} vector update(s), which answers may miss; {REFRESH}")
+            return
+        self.index, self.generation, self._saved_count = loaded, loaded.generation, loaded.count
+        self.repair = self._disagreement(loaded, generation, count)
+        if self.repair is not None:
+            with self.lock:
+                self._refresh()
 
-    def _holds_vectors(self, stored: np.ndarray | None) -> bool:
-        if stored is not None:
-            return bool(stored.size)
+    def _without_file(self, problem: str, generation: int) -> None:
         with self._read() as session:
-            return vector_rows.any_rows(session)
+            count = vector_rows.count(session)
+        self.generation = generation
+        if count == 0:
+            return  # nothing saved, nothing to index
+        if not self.read_only:
+            self.repair = problem
+            self._rebuild()
+        elif count <= self.config.ivf_threshold:  # small: exact search over the rows, in memory
+            with self._read() as session:
+                self.index = index_build.build(session, self.config, kind=FLAT)
+        else:
+            self.stale = f"no usable search index ({problem}): searches find nothing; {REFRESH}"
 
-    def _disagreement(self, loaded: VectorIndex, generation: int, stored: np.ndarray | None) -> str | None:
+    def _disagreement(self, loaded: VectorIndex, generation: int, count: int) -> str | None:
         if loaded.generation != generation:
             return f"stale (index file at generation {loaded.generation}, database at {generation})"
+        if loaded.count != count:
+            return f"out of sync ({loaded.count} vectors in the index file, {count} in SQLite)"
+        return loaded.needs_rebuild()
+
+    # -- keeping up with SQLite -------------------------------------------------------------
+    def _refresh(self) -> None:
+        """Under ``lock``: build the index afresh if its kind or lists no longer suit its size
+        (or its dimension is not the database's), else apply what SQLite changed since it."""
         with self._read() as session:
             dim = meta.get(session, meta.VECTOR_DIM)
-        if loaded.count and loaded.dim != dim:
-            return f"dimension {loaded.dim} differs from the database's {dim}"
-        if stored is None:  # read-only: nothing below is checked, and nothing is rebuilt for it
-            return None
-        live = loaded.live_ids()
-        if loaded.count != live.size or not np.array_equal(live, stored):
-            return f"out of sync ({live.size} vectors in the index file, {stored.size} in SQLite)"
-        if loaded.kind != self.config.kind_for(loaded.count):
-            return f"index kind {loaded.kind} replaced by {self.config.kind_for(loaded.count)}"
-        if loaded.needs_compaction():
-            return f"compaction ({loaded.garbage} deleted or replaced entries)"
-        return None
-
-    def rebuild(self) -> None:
-        """Rebuild the index from the durable SQLite copy (the slow build runs unlocked)."""
+        index = self.index
+        if index is None or index.dim != dim or index.needs_rebuild():
+            self._rebuild()
+            return
         with self._read() as session:
+            for removed, upserts in index_build.differences(index, session):
+                with self._use.exclusive():
+                    index.apply(removed, upserts)
+                self._unsaved += len(removed) + len(upserts)
             generation = int(meta.get(session, meta.GENERATION, 0))
-            ids, vectors = vector_rows.load_all(session)
-        built = None
-        if vectors is not None:
-            built = VectorIndex.build(ids, vectors, self.config, generation)
+        if index.needs_rebuild():
+            self._rebuild()
+            return
+        index.generation = self.generation = generation
+        self.dirty = True
+
+    def _rebuild(self) -> None:
+        """A fresh index from the SQLite rows, swapped in whole (queries use the old one until
+        then); the build runs under ``lock``, so no commit lands in between."""
         with self.lock:
-            if generation >= self.generation:  # never go back to an older snapshot
+            with self._read() as session:
+                built = index_build.build(session, self.config)
+                generation = int(meta.get(session, meta.GENERATION, 0))
+            with self._use.exclusive():
                 self.index, self.generation, self.dirty = built, generation, True
+            self._unsaved = self._saved_count + 1  # the next save is due
 
     # -- changes -----------------------------------------------------------------------------
     def commit(self, tx: Transaction) -> None:
@@ -114,92 +151,90 @@ class VectorStore:
         meta.put(tx.session, meta.GENERATION, previous + 1)
         with self.lock:
             tx.session.commit()
-            in_step = previous == self.generation
-            if in_step:
+            if previous != self.generation:  # another process changed vectors since we looked
+                self._refresh()
+                return
+            with self._use.exclusive():
                 self._apply(tx.vectors, previous + 1)
-        if not in_step:  # another process changed vectors since we loaded: reload them all
-            self.rebuild()
+            if self.folder is None and self.index is not None and self.index.needs_rebuild():
+                self._rebuild()  # in memory there is no save to do it at
 
     def _apply(self, changes: VectorChanges, generation: int) -> None:
         if changes.cleared:
             self.index = None
         if changes.upserts and self.index is None:
-            dim = next(iter(changes.upserts.values())).shape[0]
-            kind = self.config.kind_for(len(changes.upserts))
-            self.index = VectorIndex.empty(dim, kind, self.config)
+            vectors = np.stack(list(changes.upserts.values()))  # (n, D)
+            kind = self.config.kind_for(len(vectors))
+            self.index = (VectorIndex.empty_flat(vectors.shape[1], self.config) if kind == FLAT else
+                          VectorIndex.untrained_ivf(vectors.shape[1], len(vectors), self.config, vectors))
         if self.index is not None:
             self.index.apply(changes.removed, changes.upserts)
             self.index.generation = generation
         self.generation = generation
         self.dirty = True
+        self._unsaved += len(changes.removed) + len(changes.upserts) + changes.cleared
 
     def mismatch(self) -> str | None:
         """Why the in-memory index does not mirror SQLite's vectors (None when it does):
-        same generation, the same ids, and each id's newest FAISS entry equal to its row."""
-        with self.lock:
-            with self._read() as session:
-                generation = int(meta.get(session, meta.GENERATION, 0))
-                ids, vectors = vector_rows.load_all(session)
+        same generation, the same ids, and each id's stored vector equal to its row."""
+        with self.lock, self._read() as session:
+            generation = int(meta.get(session, meta.GENERATION, 0))
+            count = vector_rows.count(session)
             if generation != self.generation:
                 return f"stale (index at generation {self.generation}, database at {generation})"
             if self.index is None:
-                return f"no index but {ids.size} vectors in the database" if ids.size else None
-            live = self.index.live_ids()
-            if not np.array_equal(live, ids):
-                return f"out of sync ({live.size} vectors in the index, {ids.size} in the database)"
-            for pid, vector in zip(ids.tolist(), vectors if vectors is not None else ()):
-                if not np.array_equal(self.index.faiss_index.reconstruct(pid), vector):
-                    return f"photo {pid}'s vector differs between the index and the database"
+                return f"no index but {count} vectors in the database" if count else None
+            if self.index.count != count:
+                return f"out of sync ({self.index.count} vectors in the index, {count} in the database)"
+            for removed, upserts in index_build.differences(self.index, session):
+                pid = int(removed[0]) if len(removed) else next(iter(upserts))
+                return f"photo {pid}'s vector differs between the index and the database"
             return None
 
     # -- queries -------------------------------------------------------------------------
     def search(
         self, query: np.ndarray, k: int, allow: np.ndarray | None, deny: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        with self.lock:
+        with self._use.shared():
             if self.index is None:
                 return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
             return self.index.search(query, k, allow, deny)
 
     def dim(self) -> int | None:
-        with self.lock:
-            return None if self.index is None else self.index.dim
+        index = self.index
+        return None if index is None else index.dim
 
     def describe(self) -> dict[str, object]:
-        with self.lock:
-            index = self.index
-            return {
-                "index_type": None if index is None else index.kind,
-                "index_entries": 0 if index is None else index.faiss_index.ntotal,
-                "index_garbage": 0 if index is None else index.garbage,
-                "generation": self.generation,
-                "index_repair": self.repair,
-                "faiss_bytes": 0 if self.folder is None else index_file.index_bytes(self.folder),
-            }
+        index = self.index
+        return {
+            "index_type": None if index is None else index.kind,
+            "index_entries": 0 if index is None else index.count,
+            "index_lists": index.faiss_index.nlist if index is not None and index.kind == IVF else None,
+            "generation": self.generation,
+            "index_repair": self.repair,
+            "index_stale": self.stale,
+            "faiss_bytes": 0 if self.folder is None else index_file.index_bytes(self.folder),
+        }
 
     # -- saving --------------------------------------------------------------------------
-    def save(self) -> None:
-        """Bring the index up to date (stale, kind change, compaction) and save it atomically."""
+    def save(self, *, only_if_due: bool = False) -> bool:
+        """Bring the index up to date and save it atomically; ``only_if_due``: only once the
+        changes since the last save reach the index size then (see the module docstring).
+        Returns whether it wrote. Queries go on meanwhile; commits wait."""
         if self.folder is None:
-            return
-        if self._rebuild_reason() is not None:
-            self.rebuild()
+            return False
         with self.lock:
+            if only_if_due and not (self.dirty and self._unsaved >= max(self._saved_count, 1)):
+                return False
+            with self._read() as session:
+                generation = int(meta.get(session, meta.GENERATION, 0))
+            if generation != self.generation or (self.index is not None and self.index.needs_rebuild()):
+                self._refresh()
             if self.index is None:
                 index_file.remove(self.folder)
             else:
                 index_file.save(self.folder, self.index)
             self.dirty = False
-
-    def _rebuild_reason(self) -> str | None:
-        with self.lock:  # commits hold the lock, so only another process can make this stale
-            with self._read() as session:
-                generation = int(meta.get(session, meta.GENERATION, 0))
-            index = self.index
-            if generation != self.generation:
-                return "stale"
-            if index is not None and index.kind != self.config.kind_for(index.count):
-                return "kind"
-            if index is not None and index.needs_compaction():
-                return "compaction"
-            return None
+            self._saved_count = 0 if self.index is None else self.index.count
+            self._unsaved = 0
+            return True

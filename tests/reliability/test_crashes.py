@@ -139,10 +139,10 @@ def test_a_damaged_faiss_file_is_rebuilt(tmp_path, ledger, damage):
         assert lib.stats()["index_repair"] is None
 
 
-def disk_full(index, path):
-    with open(path, "wb") as fh:
-        fh.write(b"half an index")
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+def disk_full(index, sink):
+    """`faiss.write_index` into a save's callback: a few bytes reach the file, then ENOSPC."""
+    REAL_WRITE_INDEX(faiss.IndexFlatIP(4), sink)
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def test_disk_full_while_the_watcher_saves(tmp_path, monkeypatch, caplog, ledger):

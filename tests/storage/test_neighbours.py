@@ -53,15 +53,15 @@ def test_library_pairs_stand_one_photo_per_content_and_skip_hidden_ones(tmp_path
         assert len(lib.near_pairs(0.95)[0]) == 0 and lib.copy_groups() == []
 
 
-def test_hnsw_library_uses_each_photos_newest_vector_and_skips_deleted_ones(tmp_path):
-    from photosearch.storage import IndexConfig, PhotoRecord
+def test_library_pairs_use_each_photos_newest_vector_and_skip_deleted_ones(tmp_path):
+    from photosearch.storage import PhotoRecord
 
     vectors, _ = with_copies(clustered(6), 2)  # 6 ~ 0, 7 ~ 1
-    with Library.open(tmp_path / "lib", index=IndexConfig(kind="hnsw")) as lib:
+    with Library.open(tmp_path / "lib") as lib:
         ids = lib.add_photos([PhotoRecord(path=f"/p/{i}.jpg", size=1, mtime=0.0, fingerprint=f"f{i}") for i in range(8)])
         lib.set_vectors(dict(zip(ids, vectors)))
-        lib.set_vectors({ids[6]: -vectors[0]})  # replaced: no longer like photo 0 (a stale entry stays in the graph)
-        lib.remove(ids[7])  # a tombstone
+        lib.set_vectors({ids[6]: -vectors[0]})  # replaced: no longer like photo 0
+        lib.remove(ids[7])
         assert len(lib.near_pairs(0.95)[0]) == 0
         lib.set_vectors({ids[6]: vectors[0]})
         assert list(zip(*[x.tolist() for x in lib.near_pairs(0.95)[:2]])) == [(ids[0], ids[6])]
