@@ -48,7 +48,7 @@ def index(ctx, paths, checkpoint, as_json) -> None:
         photosearch index ~/Pictures /mnt/photos
     """
     with user_errors(), _progress_bar("indexing") as progress:
-        report = service.index(list(paths), _library(ctx), checkpoint, progress)
+        report = service.index(list(paths), _library(ctx), checkpoint, progress, warn)
     _print_report(report, as_json)
 
 
@@ -156,7 +156,7 @@ def reindex(ctx, checkpoint, as_json) -> None:
         photosearch reindex --checkpoint checkpoints/minilm.safetensors
     """
     with user_errors(), _progress_bar("reindexing") as progress:
-        report = service.reindex(_library(ctx), checkpoint, progress)
+        report = service.reindex(_library(ctx), checkpoint, progress, warn)
     _print_report(report, as_json)
 
 

@@ -44,8 +44,11 @@ class LibraryLock:
 
     def acquire(self) -> None:
         """Take the lock or raise LockHeld naming the holder; never waits."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        from photosearch.storage.privacy import secure_folder
+
+        secure_folder(self.path.parent, create=True)  # 0700; another account's folder: refused
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        os.fchmod(fd, 0o600)
         for attempt in range(3):  # `holder()` takes the lock shared for a moment: retry briefly
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -39,6 +39,17 @@ def library_folder(library_dir: str | os.PathLike | None = None) -> Path:
     return Path(library_dir).expanduser().absolute() if library_dir else default_library_dir()
 
 
+def secure_library(folder: Path, log: Log, create: bool = False) -> None:
+    """Make the library folder private to this account (0700, files 0600; created if `create`),
+    saying so in one line when it was not; ForeignLibraryError (user-facing) when another account
+    owns it or a file in it (see storage.privacy)."""
+    from photosearch.storage.privacy import describe, secure_folder
+
+    tightened = secure_folder(folder, create)
+    if tightened:
+        log(describe(folder, tightened))
+
+
 def require_library(folder: Path) -> None:
     """ServiceError unless `folder` holds a library database."""
     if not (folder / DB_NAME).is_file():

@@ -156,6 +156,7 @@ class LibraryBackend:
     def __init__(self, library_dir=None, checkpoint=None, log: Log = quiet):
         self.folder = resources.library_folder(library_dir)
         resources.require_library(self.folder)
+        resources.secure_library(self.folder, log)
         self.checkpoint, self.log = checkpoint, log
         self.wanted = resources.model_fingerprint(resources.checkpoint_path(checkpoint)) if checkpoint else None
         if checkpoint and self.wanted is None:
@@ -199,13 +200,16 @@ class LibraryBackend:
         return {**answer, "results": rows}
 
     def photo(self, photo_id: int):
-        """(record, real path) of a photo the page may show; HttpError 404 for any other."""
+        """(record, real path) of a photo the page may show: indexed, and inside its root;
+        HttpError 404 for any other."""
         with self._lock:
             lib = self._library()
             record = lib.get(photo_id)
             roots = [root.path for root in lib.roots()] if record is not None else []
         if record is None:
             raise HttpError(404, f"no photo {photo_id} in the library")
+        if record.status != "indexed":  # failed, missing, pending: nothing the page lists
+            raise HttpError(404, f"photo {photo_id} is not indexed ({record.status})")
         real = os.path.realpath(record.path)
         holders = [os.path.realpath(root) for root in roots if _inside(record.path, root)]
         if not any(_inside(real, root) for root in holders):

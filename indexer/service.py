@@ -25,7 +25,7 @@ from photosearch.indexer.lock import LibraryLock
 from photosearch.indexer.resources import (  # noqa: F401 - the command layer's shared names
     DB_NAME, DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, REINDEX_META_KEY, Log, Progress, ServiceError, checkpoint_path,
     empty_library_message, ensure_same_model, library_folder, load_model, load_query_model,
-    model_fingerprint, model_mismatch, quiet, require_library,
+    model_fingerprint, model_mismatch, quiet, require_library, secure_library,
 )
 from photosearch.indexer.searcher import Searcher
 
@@ -53,13 +53,14 @@ def status(library_dir: str | None = None, checkpoint: str | None = None, log: L
 
 
 def index(paths: list[str], library_dir: str | None = None, checkpoint: str | None = None,
-          progress: Progress | None = None) -> dict:
+          progress: Progress | None = None, log: Log = quiet) -> dict:
     """Scan `paths` once (they are remembered as the library's roots) and embed what is new."""
     roots = [_absolute(p) for p in paths]
     for root in roots:
         if not os.path.isdir(root):
             raise ServiceError(f"folder not found: {root}")
     folder = library_folder(library_dir)
+    secure_library(folder, log, create=True)
     with LibraryLock(folder, "index"), opened_model_and_library(folder, checkpoint) as (model, lib):
         ensure_same_model(lib, model.fingerprint)
         # Registered by real path, and never overlapping: `index ~/Pictures` where that is a
@@ -69,13 +70,14 @@ def index(paths: list[str], library_dir: str | None = None, checkpoint: str | No
 
 
 def reindex(library_dir: str | None = None, checkpoint: str | None = None,
-            progress: Progress | None = None) -> dict:
+            progress: Progress | None = None, log: Log = quiet) -> dict:
     """Drop every vector and embed every photo of the library's roots again with this model.
 
     A reindex that stopped (Ctrl-C, a crash) is remembered: the next `reindex` with the same model
     embeds only what is left, and `query`/`status` say how to finish it meanwhile."""
     folder = library_folder(library_dir)
     require_library(folder)
+    secure_library(folder, log)
     with LibraryLock(folder, "reindex"), opened_model_and_library(folder, checkpoint) as (model, lib):
         roots = [root.path for root in lib.roots()]
         if lib.get_meta(REINDEX_META_KEY) != model.fingerprint:  # else: finish the one that stopped
@@ -128,6 +130,7 @@ def _absolute(path: str | os.PathLike | None) -> str | None:
 def _answer(request: dict, library_dir, checkpoint, log: Log, need_model: bool) -> dict:
     """The daemon's answer if one runs (with the requested model), else one computed here."""
     folder = library_folder(library_dir)
+    secure_library(folder, log)  # before trusting its socket
     try:
         answer = ipc.request(folder, request)
     except ipc.DaemonUnavailable:

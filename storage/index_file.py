@@ -36,6 +36,7 @@ from pathlib import Path
 import faiss
 
 from .errors import IndexSaveError
+from .privacy import make_private
 from .vector_index import FLAT, HNSW, IndexConfig, VectorIndex
 
 INDEX_NAME = "vectors.faiss"
@@ -68,6 +69,7 @@ def save(folder: Path, vindex: VectorIndex) -> None:
     with _exclusive(folder / LOCK_NAME):
         try:
             faiss.write_index(vindex.faiss_index, str(index_tmp))
+            make_private(index_tmp)  # FAISS creates it as the umask says
             _fsync(index_tmp)
             sidecar = {
                 "format": SIDECAR_FORMAT,
@@ -78,7 +80,7 @@ def save(folder: Path, vindex: VectorIndex) -> None:
                 "tombstones": vindex.tombstones,
                 **file_facts(index_tmp),
             }
-            with open(sidecar_tmp, "w", encoding="utf-8") as f:
+            with open(_private_fd(sidecar_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w", encoding="utf-8") as f:
                 json.dump(sidecar, f)
                 f.flush()
                 os.fsync(f.fileno())
@@ -186,12 +188,18 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    with open(lock_path, "a") as lock:
+    with open(_private_fd(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _private_fd(path: Path, flags: int) -> int:
+    fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # also a file left 0644 by an older version
+    return fd
 
 
 def _fsync(path: Path) -> None:
