@@ -60,8 +60,7 @@ class Searcher:
     def query(self, text: str, k: int, under: str | None) -> dict:
         from photosearch.storage import DimensionError
 
-        if not text.strip():
-            raise ServiceError("the query text is empty")
+        text = resources.search_text(text)  # the daemon checks what any client sends
         vector = self.model.encode_search_texts([text])[0]  # (D,)
         try:
             hits = live_hits(lambda n: self.lib.search(vector, n, under=_real(under)), k)

@@ -25,7 +25,7 @@ from photosearch.indexer.lock import LibraryLock
 from photosearch.indexer.resources import (  # noqa: F401 - the command layer's shared names
     DB_NAME, DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, REINDEX_META_KEY, Log, Progress, ServiceError, checkpoint_path,
     empty_library_message, ensure_same_model, library_folder, load_model, load_query_model,
-    model_fingerprint, model_mismatch, quiet, require_library, secure_library,
+    model_fingerprint, model_mismatch, quiet, require_library, search_text, secure_library,
 )
 from photosearch.indexer.searcher import Searcher
 
@@ -34,9 +34,7 @@ from photosearch.indexer.searcher import Searcher
 def query(text: str, k: int = 10, under: str | None = None, library_dir: str | None = None,
           checkpoint: str | None = None, log: Log = quiet) -> dict:
     """The `k` photos that best match `text` (only inside folder `under`, if given)."""
-    if not text or not text.strip():
-        raise ServiceError("the query text is empty: say what to look for, e.g. \"white chair\"")
-    request = {"op": "query", "text": text.strip(), "k": k, "under": _absolute(under)}
+    request = {"op": "query", "text": search_text(text), "k": k, "under": _absolute(under)}
     return _answer(request, library_dir, checkpoint, log, need_model=True)
 
 

@@ -33,7 +33,6 @@ import os
 import re
 import socket
 import threading
-import unicodedata
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -173,14 +172,13 @@ def _params(query: str) -> dict[str, str]:
 
 
 def _query_text(params: dict) -> str:
-    text = re.sub(r"[\t\n\r]+", " ", params.get("q", "")).strip()
-    if not text:
-        raise HttpError(400, 'the query is empty: say what to look for, e.g. "white chair"')
-    if len(text) > MAX_QUERY_CHARS:
+    raw = params.get("q", "")
+    if len(raw) > MAX_QUERY_CHARS:
         raise HttpError(400, f"the query is too long (at most {MAX_QUERY_CHARS} characters)")
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
-        raise HttpError(400, "the query contains control characters")
-    return text
+    try:
+        return service.search_text(raw)  # as on the command line and through the daemon
+    except service.ServiceError as exc:
+        raise HttpError(400, str(exc)) from None
 
 
 def _k(params: dict) -> int:

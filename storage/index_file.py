@@ -14,7 +14,9 @@ Writers (``index``, ``watch``) read the whole file and check its CRC before usin
 opens (a ``photosearch query`` without a daemon) must answer in well under a second even at a
 million photos, where the CRC alone reads 2.8 GB: they map the file's vectors into memory
 instead of reading them (``IO_FLAG_MMAP_IFC``), trust the sidecar's size, mtime and generation,
-and check only what could crash FAISS: that every HNSW graph link points at a real vector. A
+and check only what could crash FAISS: that every HNSW graph link points at a real vector.
+Both check first that every size the file declares fits in it (``index_layout``): FAISS
+allocates what a file says before reading it. A
 damaged vector then gives a wrong score until the next writer notices and rebuilds the file.
 
 A save writes both as ``*.tmp`` files, fsyncs them, then ``os.replace``-s the index and the
@@ -36,6 +38,7 @@ from pathlib import Path
 import faiss
 
 from .errors import IndexSaveError
+from .index_layout import LayoutError, check_layout
 from .privacy import make_private
 from .vector_index import FLAT, HNSW, IndexConfig, VectorIndex
 
@@ -136,13 +139,14 @@ def load(folder: Path, config: IndexConfig, *, read_only: bool = False) -> Vecto
     if (stat.st_size, stat.st_mtime_ns) != expected or kind not in (FLAT, HNSW):
         raise IndexFileProblem("index file does not match its sidecar (interrupted save?)")
     try:
+        check_layout(index_path)  # every size in it fits the file: FAISS allocates what they say
         if read_only:
             index = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
         else:
             if _crc32(index_path) != crc:
                 raise IndexFileProblem("corrupt (checksum mismatch: the file changed on disk)")
             index = faiss.read_index(str(index_path))
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, LayoutError) as exc:
         raise IndexFileProblem(f"corrupt ({exc})") from exc
     inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else None
     wanted = faiss.IndexHNSWFlat if kind == HNSW else faiss.IndexFlatIP
