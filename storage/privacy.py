@@ -88,12 +88,15 @@ def _tighten_entries(folder: Path, top: Path, deep: bool) -> list[str]:
         entries = list(os.scandir(folder))
     except OSError as exc:
         raise StorageError(f"cannot list the library folder {folder}: {exc.strerror}") from exc
+    found = []
     for entry in entries:
         try:
-            info = entry.stat(follow_symlinks=False)
+            found.append((entry, entry.stat(follow_symlinks=False)))
         except FileNotFoundError:
             continue  # removed meanwhile (a temporary file)
+    for entry, info in found:  # every owner checked before anything is changed
         _require_own(Path(entry.path), info, top)
+    for entry, info in found:
         if stat.S_ISLNK(info.st_mode):
             continue  # a link's own mode means nothing; what it points to is not the library's
         is_dir = stat.S_ISDIR(info.st_mode)
