@@ -168,7 +168,8 @@ def _params(query: str) -> dict[str, str]:
     try:
         return dict(parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=8))
     except ValueError:  # bad UTF-8 (UnicodeDecodeError) or too many fields
-        raise HttpError(400, "unreadable query string (expected UTF-8 q=...&k=...)") from None
+        raise HttpError(400, "the query string is not valid UTF-8 text (it holds bytes like %FF that are "
+                        "not characters), or has too many fields (expected q=...&k=...)") from None
 
 
 def _query_text(params: dict) -> str:
