@@ -44,6 +44,10 @@ SOCKET_NAME = "daemon.sock"
 MAX_LINE = 1 << 20  # bytes per request line
 MAX_REPLY = 256 << 20  # bytes per reply line: a status lists every failed photo, and a
 # library can hold tens of thousands of broken files
+# How long a client waits for the answer once the daemon took its request. Generous: under a burst
+# of clients on a busy machine the daemon is alive and working through its queue (300 parallel
+# `photosearch query` processes on 2 loaded cores kept it 60+ s behind; benchmarks/bursts.py).
+ANSWER_WAIT_S = 300.0
 CONNECT_WAIT_S = 10.0  # how long a client keeps retrying a daemon too busy to accept it
 MAX_SUN_PATH = 100  # Linux allows 107 bytes; longer paths go through /proc/self/fd
 
@@ -82,7 +86,7 @@ def _addressable(path: Path):
 
 
 # -- client ------------------------------------------------------------------------------------
-def request(folder: str | os.PathLike, payload: dict, timeout: float = 60.0) -> dict:
+def request(folder: str | os.PathLike, payload: dict, timeout: float = ANSWER_WAIT_S) -> dict:
     """Send one request to the library's daemon and return its result.
 
     A daemon whose accept queue is full (a burst of clients) is tried again with a growing
