@@ -66,9 +66,12 @@ def demo(ctx, batch, k, results_dir, photos, checkpoint) -> None:
 @click.option("--allow-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="Also answer requests that name the server NAME (a host name or address) in their "
                    "Host header; repeat for more. Loopback names and the --host address are always allowed.")
+@click.option("--open", "open_browser", is_flag=True,
+              help="Also open the page in your web browser (through a private file, so the token "
+                   "never shows on a command line).")
 @checkpoint_option
 @click.pass_context
-def serve(ctx, host, port, allowed_hosts, checkpoint) -> None:
+def serve(ctx, host, port, allowed_hosts, open_browser, checkpoint) -> None:
     """Search the library from a local web page: thumbnails, scores, full photos, "more like this".
 
     Uses the daemon (`photosearch watch`) when it runs, else loads the model once itself.
@@ -82,6 +85,7 @@ def serve(ctx, host, port, allowed_hosts, checkpoint) -> None:
     Example:
         photosearch serve
         photosearch --library ~/.local/share/photosearch-demo serve --port 8000
+        photosearch serve --open
         photosearch serve --host 0.0.0.0 --allow-host mybox.lan
     """
     from photosearch.indexer.web import serve as serve_page
@@ -89,9 +93,15 @@ def serve(ctx, host, port, allowed_hosts, checkpoint) -> None:
     def ready(url: str) -> None:
         click.echo(url)
         warn(f"serving the library's search page on {url} (Ctrl-C to stop)")
+        if open_browser:
+            from photosearch.indexer import resources
+            from photosearch.indexer.web_access import open_in_browser
 
+            open_in_browser(url, resources.library_folder(library_dir))
+
+    library_dir = (ctx.obj or {}).get("library_dir")
     with user_errors():
-        serve_page((ctx.obj or {}).get("library_dir"), host, port, checkpoint, warn, on_ready=ready,
+        serve_page(library_dir, host, port, checkpoint, warn, on_ready=ready,
                    allowed_hosts=allowed_hosts)
 
 

@@ -19,12 +19,16 @@ told to listen on and the names passed with `serve --allow-host` are answered, o
 from __future__ import annotations
 
 import hmac
+import html
 import ipaddress
+import os
 import secrets
 from collections.abc import Iterable
 from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
 
 TOKEN_PARAM = "token"
+OPENER_NAME = "open-page.html"  # in the library folder: 0600 inside 0700
 WILDCARDS = frozenset({"", "0", "0.0.0.0", "::", "[::]"})  # listen on every address: not a name
 
 
@@ -100,3 +104,21 @@ def _host_name(header: str) -> str:
 def _bare(name: str) -> str:
     name = name.strip().lower()
     return name[1:-1] if name.startswith("[") and name.endswith("]") else name.rstrip(".")
+
+
+def open_in_browser(link: str, folder: str | os.PathLike) -> Path:
+    """Open `link` in the user's web browser without putting its token on a command line
+    (which `ps` shows every account): the browser is given a private file (0600, in the
+    library's 0700 folder) that redirects to the link. Returns that file. Raises OSError if
+    it cannot be written; says nothing if no browser can be found (the link is printed anyway)."""
+    import webbrowser
+
+    opener = Path(folder) / OPENER_NAME
+    fd = os.open(opener, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        target = html.escape(link, quote=True)
+        fh.write(f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={target}">'
+                 f'<title>photosearch</title><a href="{target}">photosearch</a>\n')
+    webbrowser.open(opener.as_uri())
+    return opener

@@ -5,13 +5,17 @@ photos served, and one model however many searches arrive at once."""
 
 from __future__ import annotations
 
+import html
 import http.client
 import os
 import resource
+import signal
 import socket
+import stat
 import subprocess
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -19,7 +23,7 @@ import pytest
 from photosearch.indexer import resources, web
 from photosearch.indexer.searcher import LibraryBackend
 from photosearch.storage import Library
-from tests.daemon.conftest import draw, run_cli
+from tests.daemon.conftest import draw, photosearch_command, run_cli, subprocess_env
 from tests.web.conftest import Client, serving
 
 
@@ -193,3 +197,27 @@ def test_one_model_however_many_searches_arrive_at_once(library, monkeypatch):
             answers = list(pool.map(search, range(60)))
     assert answers == [200] * 60
     assert len(loads) == 1, f"{len(loads)} model loads for 60 searches"
+
+
+def test_serve_open_never_puts_the_token_on_a_command_line(library, tmp_path):
+    recorded = tmp_path / "browser-args"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {recorded}\n')
+    browser.chmod(0o755)
+    args = [*photosearch_command(), "--library", str(library["lib"]), "serve", "--port", "0", "--open",
+            "--checkpoint", str(library["ckpt"])]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**subprocess_env(), "BROWSER": str(browser)})
+    try:
+        link = proc.stdout.readline().strip()
+        token = link.split("token=", 1)[1]
+        deadline = time.monotonic() + 60
+        while not recorded.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        opened = recorded.read_text().split()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert len(opened) == 1 and opened[0].startswith("file://") and token not in opened[0], opened
+    opener = urllib.parse.urlsplit(opened[0]).path
+    assert stat.S_IMODE(os.stat(opener).st_mode) == 0o600 and html.escape(link) in open(opener).read()
