@@ -108,7 +108,7 @@ def query(ctx, words, k, under, checkpoint, as_json, paths_only, null) -> None:
     text = " ".join(words).strip()
     if not text:
         raise click.UsageError('the query is empty: say what to look for, e.g. photosearch query "white chair"')
-    with user_errors():
+    with user_errors():  # text that is not UTF-8 is refused in one line (resources.search_text)
         answer = service.query(text, k, under, _library(ctx), checkpoint, warn)
     _print_hits(answer, as_json, paths_only, null)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from photosearch.indexer import resources, service
 from photosearch.indexer.images import PhotoDecodeError
 from photosearch.indexer.lock import LockHeld
-from photosearch.indexer.web import DEFAULT_PORT, HttpError, LibraryBackend
+from photosearch.indexer.web import HttpError, LibraryBackend
 
 # The package's own folder: the repository root in a checkout, site-packages/photosearch installed.
 BUNDLED_PHOTOS = Path(__file__).resolve().parent.parent / "examples" / "photos" / "images"
@@ -65,7 +65,7 @@ class Demo:
             raise resources.ServiceError(f"the demo photos are not in {self.photos}: pass --photos DIR, "
                                        "a folder of photos to index for the demo")
         try:
-            report = service.index([str(self.photos)], str(self.library), self.checkpoint, progress)
+            report = service.index([str(self.photos)], str(self.library), self.checkpoint, progress, self.log)
         except LockHeld as exc:
             self.log(f"not indexing: {exc}; querying the library as it is")
             report = None
@@ -87,7 +87,7 @@ class Demo:
 
     def serve_hint(self) -> str:
         return (f"see the library in your browser: photosearch --library {shlex.quote(str(self.library))} serve"
-                f"  (then open http://127.0.0.1:{DEFAULT_PORT}/)")
+                "  (then open the link it prints)")
 
     def close(self) -> None:
         if self.backend is not None:

@@ -59,8 +59,7 @@ class Searcher:
     def query(self, text: str, k: int, under: str | None) -> dict:
         from photosearch.storage import DimensionError
 
-        if not text.strip():
-            raise ServiceError("the query text is empty")
+        text = resources.search_text(text)  # the daemon checks what any client sends
         vector = self.model.encode_search_texts([text])[0]  # (D,)
         try:
             hits = live_hits(lambda n: self.lib.search(vector, n, under=_real(under)), k)
@@ -155,6 +154,7 @@ class LibraryBackend:
     def __init__(self, library_dir=None, checkpoint=None, log: Log = quiet):
         self.folder = resources.library_folder(library_dir)
         resources.require_library(self.folder)
+        resources.secure_library(self.folder, log)
         self.checkpoint, self.log = checkpoint, log
         self.wanted = resources.model_fingerprint(resources.checkpoint_path(checkpoint)) if checkpoint else None
         if checkpoint and self.wanted is None:
@@ -200,13 +200,16 @@ class LibraryBackend:
         return {**answer, "results": rows}
 
     def photo(self, photo_id: int):
-        """(record, real path) of a photo the page may show; HttpError 404 for any other."""
+        """(record, real path) of a photo the page may show: indexed, and inside its root;
+        HttpError 404 for any other."""
         with self._lock:
             lib = self._library()
             record = lib.get(photo_id)
             roots = [root.path for root in lib.roots()] if record is not None else []
         if record is None:
             raise HttpError(404, f"no photo {photo_id} in the library")
+        if record.status != "indexed":  # failed, missing, pending: nothing the page lists
+            raise HttpError(404, f"photo {photo_id} is not indexed ({record.status})")
         real = os.path.realpath(record.path)
         holders = [os.path.realpath(root) for root in roots if _inside(record.path, root)]
         if not any(_inside(real, root) for root in holders):

@@ -26,7 +26,7 @@ from photosearch.indexer.lock import LibraryLock
 from photosearch.indexer.resources import (  # noqa: F401 - the command layer's shared names
     DB_NAME, DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, REINDEX_META_KEY, Log, Progress, ServiceError, checkpoint_path,
     empty_library_message, ensure_same_model, library_folder, load_model, load_query_model,
-    model_fingerprint, model_mismatch, quiet, require_library,
+    model_fingerprint, model_mismatch, quiet, require_library, search_text, secure_library,
 )
 from photosearch.indexer.searcher import Searcher
 from photosearch.indexer.write_faults import PASSING, WriteFault, named_faults, until_written
@@ -38,9 +38,7 @@ WRITE_PATIENCE_S = 600.0  # how long `index` and `reindex` wait for a library th
 def query(text: str, k: int = 10, under: str | None = None, library_dir: str | None = None,
           checkpoint: str | None = None, log: Log = quiet) -> dict:
     """The `k` photos that best match `text` (only inside folder `under`, if given)."""
-    if not text or not text.strip():
-        raise ServiceError("the query text is empty: say what to look for, e.g. \"white chair\"")
-    request = {"op": "query", "text": text.strip(), "k": k, "under": _absolute(under)}
+    request = {"op": "query", "text": search_text(text), "k": k, "under": _absolute(under)}
     return _answer(request, library_dir, checkpoint, log, need_model=True)
 
 
@@ -73,6 +71,7 @@ def index(paths: list[str], library_dir: str | None = None, checkpoint: str | No
         if not os.path.isdir(root):
             raise ServiceError(f"folder not found: {root}")
     folder = library_folder(library_dir)
+    secure_library(folder, log, create=True)
     if ray is not None:
         return _index_on_ray(roots, folder, checkpoint, progress, ray, actors)
     with LibraryLock(folder, "index"), named_faults(folder), \
@@ -94,6 +93,7 @@ def reindex(library_dir: str | None = None, checkpoint: str | None = None,
     embeds only what is left, and `query`/`status` say how to finish it meanwhile."""
     folder = library_folder(library_dir)
     require_library(folder)
+    secure_library(folder, log)
     with LibraryLock(folder, "reindex"), named_faults(folder), \
             opened_model_and_library(folder, checkpoint) as (model, lib):
         roots = [root.path for root in lib.roots()]
@@ -192,6 +192,7 @@ def _absolute(path: str | os.PathLike | None) -> str | None:
 def _answer(request: dict, library_dir, checkpoint, log: Log, need_model: bool) -> dict:
     """The daemon's answer if one runs (with the requested model), else one computed here."""
     folder = library_folder(library_dir)
+    secure_library(folder, log)  # before trusting its socket
     try:
         answer = ipc.request(folder, request)
     except ipc.DaemonUnavailable:

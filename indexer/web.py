@@ -12,11 +12,17 @@ see indexer/path_json.py). Errors are
 {"error": "one line"} with status 400 (bad request, or a library problem the message
 explains), 403 (foreign Host header), 404 or 500 (a bug; logged).
 
+Every request must carry this run's token (the printed URL's `?token=`, traded on the first
+visit for an HttpOnly SameSite=Strict cookie) and name the server by an allowed Host, on any
+bind (indexer/web_access.py): a page on loopback is no way around file permissions for other
+accounts, nor a way in for other web sites (DNS rebinding).
+
 Files are addressed by photo id, looked up in the library, never by a path from the request:
-a photo is served only while its real path (symlinks resolved) lies inside the watched root
-that holds it. Requests whose Host is not a loopback name are refused while the server
-listens on loopback (DNS rebinding). Searches go to the library's daemon when one answers,
-else to one model `LibraryBackend` keeps loaded in this process.
+a photo is served only while it is indexed and its real path (symlinks resolved) lies inside
+the watched root that holds it, and it is streamed from the file, never read whole. Idle
+connections are dropped after IDLE_TIMEOUT_S; the listening queue is the system's largest
+(a burst of requests waits, it is not reset). Searches go to the library's daemon when one
+answers, else to one model `LibraryBackend` keeps loaded in this process.
 """
 
 from __future__ import annotations
@@ -27,7 +33,6 @@ import os
 import re
 import socket
 import threading
-import unicodedata
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -37,6 +42,7 @@ from photosearch.indexer.images import PhotoDecodeError
 from photosearch.indexer.path_json import to_json
 from photosearch.indexer.searcher import HttpError, LibraryBackend
 from photosearch.indexer.thumbnails import jpeg_preview
+from photosearch.indexer.web_access import TOKEN_PARAM, Access, AccessDenied, is_loopback
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
 DEFAULT_K, MAX_K = 24, 100  # results per page
@@ -48,26 +54,29 @@ PAGES = {"/": ("index.html", "text/html"), "/index.html": ("index.html", "text/h
          "/favicon.ico": ("favicon.svg", "image/svg+xml")}
 BROWSER_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
                  ".webp": "image/webp", ".bmp": "image/bmp"}
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+IDLE_TIMEOUT_S = 30  # a connection that sends nothing for this long is closed
 PAGE_POLICY = ("default-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; "
                "form-action 'self'; frame-ancestors 'none'")
 SAFETY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
 _FILE_ROUTE = re.compile(r"^/(thumb|photo)/([0-9]{1,18})$")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _NUMBER = re.compile(r"^[0-9]{1,18}$")
+_TOKEN = re.compile(r"(?:^|&)" + TOKEN_PARAM + r"=([A-Za-z0-9_-]{1,100})(?:&|$)")
 
-Reply = tuple  # (status, content type or None, body bytes, extra headers)
+Reply = tuple  # (status, content type or None, body bytes or an open file, extra headers)
 
 
 # -- HTTP --------------------------------------------------------------------------------------
 class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "photosearch"
     server: _Server
+    timeout = IDLE_TIMEOUT_S  # socket timeout: a silent or stalled client is dropped
+    extra_headers: dict = {}  # the cookie, on a request that brought the token in its URL
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         try:
             reply = self._route()
-        except HttpError as exc:
+        except (HttpError, AccessDenied) as exc:
             reply = _json(exc.status, {"error": str(exc)})
         except Exception as exc:  # noqa: BLE001 - one request's failure must not stop the server
             if getattr(exc, "user_facing", False):
@@ -79,10 +88,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(*reply)
         except OSError:
             pass  # the browser went away (a lazy thumbnail scrolled off, a closed tab)
+        finally:
+            if hasattr(reply[2], "close"):
+                reply[2].close()
 
     def _route(self) -> Reply:
-        self._host_check()
+        access = self.server.access
+        access.check_host(self.headers.get("Host"))
         url = urlsplit(self.path)
+        token = _TOKEN.search(url.query)
+        if access.check_token(self.headers.get("Cookie"), token.group(1) if token else None):
+            if url.path in PAGES:  # the printed link: trade the token for the cookie, then drop it
+                return 303, None, b"", {"Set-Cookie": access.set_cookie(), "Location": url.path}
+            self.extra_headers = {"Set-Cookie": access.set_cookie()}
         if url.path in PAGES:
             name, kind = PAGES[url.path]
             return 200, kind + "; charset=utf-8", (ASSETS / name).read_bytes(), {"Content-Security-Policy": PAGE_POLICY}
@@ -119,25 +137,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             browser_type = BROWSER_TYPES.get(os.path.splitext(real)[1].lower())
             if browser_type is None:  # TIFF, HEIC...: a large JPEG instead
                 return 200, "image/jpeg", jpeg_preview(real, PREVIEW_SIZE), headers
-            with os.fdopen(os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as fh:
-                return 200, browser_type, fh.read(), headers
+            return 200, browser_type, os.fdopen(os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb"), headers
         except (PhotoDecodeError, OSError) as exc:
             raise HttpError(404, f"photo {photo_id} cannot be read: {getattr(exc, 'reason', None) or exc}") from None
 
-    def _host_check(self) -> None:
-        host = (self.headers.get("Host") or "").strip().lower()
-        name = host.split("]", 1)[0] + "]" if host.startswith("[") else host.split(":", 1)[0]
-        if self.server.loopback and host and name not in LOOPBACK_NAMES:
-            raise HttpError(403, "this server answers only to http://127.0.0.1 or http://localhost")
-
-    def _send(self, status: int, content_type: str | None, data: bytes, headers: dict) -> None:
+    def _send(self, status: int, content_type: str | None, data, headers: dict) -> None:
+        size = len(data) if isinstance(data, bytes) else os.fstat(data.fileno()).st_size
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)
-        for name, value in {**SAFETY_HEADERS, **headers, "Content-Length": str(len(data))}.items():
+        for name, value in {**SAFETY_HEADERS, **self.extra_headers, **headers, "Content-Length": str(size)}.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        if isinstance(data, bytes):
+            self.wfile.write(data)
+        else:
+            self.connection.sendfile(data, 0, size)  # streamed: a photo is never read whole
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's signature
         pass  # no access log; errors are logged in do_GET
@@ -153,18 +168,18 @@ def _params(query: str) -> dict[str, str]:
     try:
         return dict(parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=8))
     except ValueError:  # bad UTF-8 (UnicodeDecodeError) or too many fields
-        raise HttpError(400, "unreadable query string (expected UTF-8 q=...&k=...)") from None
+        raise HttpError(400, "the query string is not valid UTF-8 text (it holds bytes like %FF that are "
+                        "not characters), or has too many fields (expected q=...&k=...)") from None
 
 
 def _query_text(params: dict) -> str:
-    text = re.sub(r"[\t\n\r]+", " ", params.get("q", "")).strip()
-    if not text:
-        raise HttpError(400, 'the query is empty: say what to look for, e.g. "white chair"')
-    if len(text) > MAX_QUERY_CHARS:
+    raw = params.get("q", "")
+    if len(raw) > MAX_QUERY_CHARS:
         raise HttpError(400, f"the query is too long (at most {MAX_QUERY_CHARS} characters)")
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
-        raise HttpError(400, "the query contains control characters")
-    return text
+    try:
+        return service.search_text(raw)  # as on the command line and through the daemon
+    except service.ServiceError as exc:
+        raise HttpError(400, str(exc)) from None
 
 
 def _k(params: dict) -> int:
@@ -180,37 +195,48 @@ def _number(params: dict, name: str, default: str | None = None, top: int = 10**
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = socket.SOMAXCONN  # a burst of connections waits to be accepted
 
-    def __init__(self, address, backend: LibraryBackend, log: service.Log):
+    def __init__(self, address, backend: LibraryBackend, log: service.Log, allowed_hosts=(), token=None):
         self.backend, self.log = backend, log
-        self.loopback = address[0] in LOOPBACK_NAMES or address[0].startswith("127.")
+        self.loopback = is_loopback(address[0].strip("[]"))
         super().__init__(address, _Handler)
+        self.access = Access(address[0], self.server_address[1], allowed_hosts, token)
 
 
 def make_server(backend: LibraryBackend, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                log: service.Log = service.quiet) -> _Server:
-    """A bound, not yet serving, server (port 0: any free port; see `url`)."""
+                log: service.Log = service.quiet, allowed_hosts=(), token: str | None = None) -> _Server:
+    """A bound, not yet serving, server (port 0: any free port; see `url`, which carries the
+    run's token: a new random one unless `token` is given). `allowed_hosts`: names or
+    addresses answered in the Host header besides loopback and `host` (web_access)."""
+    host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     server_class = type("Server", (_Server,), {"address_family": family})
     try:
-        return server_class((host, port), backend, log)
+        return server_class((host, port), backend, log, allowed_hosts, token)
     except OSError as exc:
         raise service.ServiceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
                                    "pick another port with --port") from None
 
 
-def url(server: _Server) -> str:
+def url(server: _Server, with_token: bool = True) -> str:
+    """The page's address; with `with_token`, the link that lets a browser in (`?token=...`)."""
     host, port = server.server_address[:2]
-    return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"  # where this machine's browser finds it
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    return base + (f"?{TOKEN_PARAM}={server.access.token}" if with_token else "")
 
 
 def serve(library_dir=None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, checkpoint=None,
-          log: service.Log = service.quiet, on_ready=None, stop: threading.Event | None = None) -> None:
-    """Serve the page until Ctrl-C/SIGTERM (or `stop` is set); `on_ready(url)` once listening."""
+          log: service.Log = service.quiet, on_ready=None, stop: threading.Event | None = None,
+          allowed_hosts=()) -> None:
+    """Serve the page until Ctrl-C/SIGTERM (or `stop` is set); `on_ready(url)` once listening,
+    with the URL that carries this run's token."""
     stop = stop or threading.Event()
     backend = LibraryBackend(library_dir, checkpoint, log)
     try:
-        server = make_server(backend, host, port, log)
+        server = make_server(backend, host, port, log, allowed_hosts)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="web-server")
         try:
             if not server.loopback:
