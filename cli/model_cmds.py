@@ -35,6 +35,8 @@ def require_training_extra(command: str) -> None:
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(2))
 @click.option("--lr", default=3e-4, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--weight-decay", default=None, type=float, help="AdamW weight decay (default 1e-4).")
+@click.option("--no-decay-norms", is_flag=True, help="No weight decay on biases, norms and the temperature.")
+@click.option("--hard-negative-weight", default=None, type=click.FloatRange(min=0), help="Weight of a VSE++ hardest-negative hinge beside InfoNCE (default 0: off).")
 @click.option("--views", default=None, type=click.IntRange(1), help="Cached views per image (default 3: centre + 2 augmented).")
 @click.option("--patience", default=None, type=click.IntRange(1), help="Early-stopping patience in epochs (default 10).")
 @click.option("--checkpoint-dir", default="checkpoints", show_default=True, type=click.Path(file_okay=False))

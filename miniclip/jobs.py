@@ -28,6 +28,7 @@ def train_from_options(opts: dict):
     train_cfg = with_overrides(
         TrainConfig(), epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"], seed=opts["seed"],
         weight_decay=opts.get("weight_decay"), views=opts.get("views"), patience=opts.get("patience"),
+        decay_all=False if opts.get("no_decay_norms") else None, hard_negative_weight=opts.get("hard_negative_weight"),
     )
     if train_cfg.warmup_epochs >= train_cfg.epochs:
         train_cfg = with_overrides(train_cfg, warmup_epochs=max(0, train_cfg.epochs // 5))

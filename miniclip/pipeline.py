@@ -124,7 +124,7 @@ def run_training(job: TrainJob, on_epoch: Callable[[EpochReport], None] | None =
         val_feats = cache.image_features(val.paths, views=1, seed=cfg.seed, progress=stage("val features"))[:, 0].to(device)
     train_text = _TextInputs(model, train.captions, cache, device)
     val_text = _TextInputs(model, val.captions, cache, device)
-    loss = ClipLoss()
+    loss = ClipLoss(cfg.hard_negative_weight, cfg.hard_negative_margin)
 
     def batches(epoch: int):
         rng = np.random.default_rng([cfg.seed, max(epoch, 0)])
