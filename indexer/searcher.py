@@ -20,7 +20,6 @@ from photosearch.indexer import resources  # the helpers service.py shares too (
 from photosearch.indexer.live_hits import live_hits
 from photosearch.indexer.lock import holder
 from photosearch.indexer.resources import DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, Log, ServiceError, quiet
-from photosearch.indexer.thumbnails import Thumbnails
 
 
 class Searcher:
@@ -160,6 +159,8 @@ class LibraryBackend:
         self.wanted = resources.model_fingerprint(resources.checkpoint_path(checkpoint)) if checkpoint else None
         if checkpoint and self.wanted is None:
             resources.load_query_model(checkpoint)  # an unusable model is refused now, with its reason
+        from photosearch.indexer.thumbnails import Thumbnails  # Pillow and HEIF: front ends only
+
         self.thumbnails = Thumbnails(self.folder)
         self._lock = threading.RLock()
         self._lib = self._model = self._searcher = None
