@@ -48,7 +48,7 @@ def index(ctx, paths, checkpoint, as_json) -> None:
         photosearch index ~/Pictures /mnt/photos
     """
     with user_errors(), _progress_bar("indexing") as progress:
-        report = service.index(list(paths), _library(ctx), checkpoint, progress)
+        report = service.index(list(paths), _library(ctx), checkpoint, progress, warn)
     _print_report(report, as_json)
 
 
@@ -156,7 +156,7 @@ def reindex(ctx, checkpoint, as_json) -> None:
         photosearch reindex --checkpoint checkpoints/minilm.safetensors
     """
     with user_errors(), _progress_bar("reindexing") as progress:
-        report = service.reindex(_library(ctx), checkpoint, progress)
+        report = service.reindex(_library(ctx), checkpoint, progress, warn)
     _print_report(report, as_json)
 
 
@@ -220,6 +220,10 @@ def format_status(report: dict) -> str:
     scan = daemon.get("scanning")
     lines.append("daemon:   " + (f"running (pid {daemon['pid']})" if daemon["running"] else "not running")
                  + (f", scanning {scan['done']}/{scan['total']} photos" if scan else ""))
+    if daemon.get("waiting"):
+        waiting = daemon["waiting"]
+        what = f"{waiting['photos']} photos" if waiting["photos"] else "the scan"
+        lines.append(f"  waiting to retry: {what} ({waiting['cause']})")
     if daemon.get("unwatched"):
         lines.append(f"  warning: {daemon['unwatched_count']} folder(s) past the inotify watch limit "
                      f"(fs.inotify.max_user_watches) are polled every {daemon['unwatched_poll_s']:g} s "

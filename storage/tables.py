@@ -43,7 +43,10 @@ class MetaRow(Base):
 
 class PhotoRow(Base):
     __tablename__ = "photos"
-    __table_args__ = (Index("ix_photos_status_path", "status", "path"),)  # added in schema v2
+    __table_args__ = (
+        Index("ix_photos_status_path", "status", "path"),  # added in schema v2
+        {"sqlite_autoincrement": True},  # schema v3: an id that left is never handed out again
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     path: Mapped[str] = mapped_column(PathText, unique=True)  # any file name, even non-UTF-8

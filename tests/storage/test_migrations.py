@@ -51,7 +51,7 @@ def test_v1_database_is_upgraded_and_keeps_its_data(tmp_path):
     vector = np.arange(4, dtype=np.float32)
     make_v1_library(tmp_path / "lib", vector)
     with Library.open(tmp_path / "lib") as lib:
-        assert lib.get_meta("schema_version") == SCHEMA_VERSION == 2
+        assert lib.get_meta("schema_version") == SCHEMA_VERSION == 3
         photo = lib.get(7)
         assert (photo.path, photo.status, photo.width, photo.taken_at) == ("/old/a.jpg", "indexed", 4, None)
         assert photo.indexed_at.year == 2023
