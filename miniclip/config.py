@@ -87,6 +87,9 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 3e-4  # AdamW
     weight_decay: float = 1e-4
+    decay_all: bool = True  # False: no weight decay on biases, norms and the temperature (nanoGPT, open_clip)
+    hard_negative_weight: float = 0.0  # weight of a VSE++ max-violation hinge beside InfoNCE (0: off)
+    hard_negative_margin: float = 0.2  # its margin, in cosine
     warmup_epochs: int = 5  # linear warmup, then cosine decay
     grad_clip: float = 1.0
     patience: int = 10  # early stopping on validation mean recall
