@@ -15,6 +15,7 @@ import click
 from photosearch.cli.errors import user_errors
 from photosearch.cli.output import dump, say, warn
 from photosearch.indexer import service
+from photosearch.storage.search_filter import SearchFilter
 
 checkpoint_option = click.option(
     "--checkpoint", type=click.Path(dir_okay=False), default=None,
@@ -24,6 +25,10 @@ k_option = click.option("-k", "--top", "k", default=10, show_default=True, type=
                         help="How many photos to show.")
 in_option = click.option("--in", "under", type=click.Path(file_okay=False), default=None,
                          help="Only photos inside this folder.")
+from_option = click.option("--from", "date_from", metavar="DATE", default=None,
+                           help="Only photos taken on or after DATE: 2023, 2023-06 or 2023-06-14.")
+to_option = click.option("--to", "date_to", metavar="DATE", default=None,
+                         help="Only photos taken on or before DATE (a month or year means all of it).")
 paths_only_option = click.option("--paths-only", is_flag=True,
                                  help="Print only the paths, one per line (-0 is right for any name).")
 null_option = click.option("-0", "--null", is_flag=True,
@@ -84,24 +89,28 @@ def watch(ctx, paths, checkpoint, settle, poll, poll_unwatched) -> None:
 @click.argument("words", nargs=-1, metavar="TEXT")
 @k_option
 @in_option
+@from_option
+@to_option
 @checkpoint_option
 @json_option
 @paths_only_option
 @null_option
 @click.pass_context
-def query(ctx, words, k, under, checkpoint, as_json, paths_only, null) -> None:
+def query(ctx, words, k, under, date_from, date_to, checkpoint, as_json, paths_only, null) -> None:
     """Find the photos that best match a description, best first.
 
     \b
     Example:
         photosearch query "white chair" -k 5
+        photosearch query "beach" --from 2023-06 --to 2023-08 --in ~/Pictures/holidays
         photosearch query -0 -k 3 "red car" | xargs -0 feh
     """
     text = " ".join(words).strip()
     if not text:
         raise click.UsageError('the query is empty: say what to look for, e.g. photosearch query "white chair"')
     with user_errors():
-        answer = service.query(text, k, under, _library(ctx), checkpoint, warn)
+        where = SearchFilter(folder=under, date_from=date_from, date_to=date_to)
+        answer = service.query(text, k, where, _library(ctx), checkpoint, warn)
     _print_hits(answer, as_json, paths_only, null)
 
 
@@ -109,12 +118,14 @@ def query(ctx, words, k, under, checkpoint, as_json, paths_only, null) -> None:
 @click.argument("photo", type=click.Path(dir_okay=False))
 @k_option
 @in_option
+@from_option
+@to_option
 @checkpoint_option
 @json_option
 @paths_only_option
 @null_option
 @click.pass_context
-def similar(ctx, photo, k, under, checkpoint, as_json, paths_only, null) -> None:
+def similar(ctx, photo, k, under, date_from, date_to, checkpoint, as_json, paths_only, null) -> None:
     """Find the photos most like PHOTO (itself left out). PHOTO must already be indexed.
 
     \b
@@ -123,7 +134,8 @@ def similar(ctx, photo, k, under, checkpoint, as_json, paths_only, null) -> None
         photosearch similar -0 ~/Pictures/2023/beach.jpg | xargs -0 feh
     """
     with user_errors():
-        answer = service.similar(photo, k, under, _library(ctx), checkpoint, warn)
+        where = SearchFilter(folder=under, date_from=date_from, date_to=date_to)
+        answer = service.similar(photo, k, where, _library(ctx), checkpoint, warn)
     _print_hits(answer, as_json, paths_only, null)
 
 
@@ -181,12 +193,16 @@ def _print_hits(answer: dict, as_json: bool, paths_only: bool, null: bool = Fals
         dump(answer)
         return
     if not answer["results"]:
-        warn("no matching photos" + (f" in {answer['under']}" if answer.get("under") else ""))
+        where = SearchFilter.from_request(answer).describe()
+        warn("no matching photos" + (f" ({where})" if where else ""))
     for hit in answer["results"]:
         if null:
             say(hit["path"], end=b"\0")
+        elif paths_only:
+            say(hit["path"])
         else:
-            say(hit["path"] if paths_only else f"{hit['rank']}. {hit['path']} (score: {hit['score']:.3f})")
+            taken = f", taken {hit['taken_at'][:10]}" if hit.get("taken_at") else ""
+            say(f"{hit['rank']}. {hit['path']} (score: {hit['score']:.3f}{taken})")
 
 
 def _print_report(report: dict, as_json: bool) -> None:

@@ -21,6 +21,8 @@ from photosearch.indexer.live_hits import live_hits
 from photosearch.indexer.lock import holder
 from photosearch.indexer.resources import DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, Log, ServiceError, quiet
 from photosearch.indexer.thumbnails import Thumbnails
+from photosearch.storage.records import taken_iso
+from photosearch.storage.search_filter import FilterError, SearchFilter, absolute_folder
 
 
 class Searcher:
@@ -50,31 +52,32 @@ class Searcher:
         if op == "ping":
             return {"pid": os.getpid(), "library": str(self.folder), "model_fingerprint": self.fingerprint}
         if op == "query":
-            return self.query(str(request.get("text") or ""), _k(request), request.get("under"))
+            return self.query(str(request.get("text") or ""), _k(request), _filter(request))
         if op == "similar":
-            return self.similar(str(request.get("path") or ""), _k(request), request.get("under"))
+            return self.similar(str(request.get("path") or ""), _k(request), _filter(request))
+        if op == "browse":
+            return self.browse(_filter(request), _whole(request, "offset", 0, 10**9), _whole(request, "limit", 50, MAX_K))
         if op == "status":
             return self.status()
-        raise ServiceError(f"unknown request {op!r}: expected ping, query, similar or status")
+        raise ServiceError(f"unknown request {op!r}: expected ping, query, similar, browse or status")
 
-    def query(self, text: str, k: int, under: str | None) -> dict:
+    def query(self, text: str, k: int, where: SearchFilter | str | None = None) -> dict:
         from photosearch.storage import DimensionError
 
+        where = _as_filter(where)
         if not text.strip():
             raise ServiceError("the query text is empty")
         vector = self.model.encode_search_texts([text])[0]  # (D,)
         try:
-            hits = live_hits(lambda n: self.lib.search(vector, n, under=_real(under)), k)
+            hits = self._hits(lambda n: self.lib.search(vector, n, where=where), k, where)
         except DimensionError:
             self._require_photos()
             raise ServiceError(resources.model_mismatch(self.lib, self.fingerprint) or
                                "the library's vectors do not fit this model: run `photosearch reindex`") from None
-        if not hits:
-            # Counting photos costs a scan of the table (~0.1 s at a million): only when it can matter.
-            self._require_photos()
-        return {"query": text, "k": k, "under": under, **self._results(hits)}
+        return {"query": text, "k": k, **where.to_request(), **self._results(hits)}
 
-    def similar(self, path: str, k: int, under: str | None) -> dict:
+    def similar(self, path: str, k: int, where: SearchFilter | str | None = None) -> dict:
+        where = _as_filter(where)
         # Stored by real path: `similar ~/Pictures/a.jpg` finds /data/photos/a.jpg.
         record = self.lib.get_by_path(path) or self.lib.get_by_path(os.path.realpath(path))
         if record is None or record.status != "indexed":
@@ -84,8 +87,36 @@ class Searcher:
                 why += f" ({record.error})"
             raise ServiceError(f"{path} {why}: index its folder first "
                                f"(`photosearch index {os.path.dirname(path) or '.'}`)")
-        hits = live_hits(lambda n: self.lib.similar(record.id, n, under=_real(under)), k, same_as=path)
-        return {"photo": path, "k": k, "under": under, **self._results(hits)}
+        hits = self._hits(lambda n: self.lib.similar(record.id, n, where=where), k, where, same_as=path)
+        return {"photo": path, "k": k, **where.to_request(), **self._results(hits)}
+
+    def browse(self, where: SearchFilter, offset: int, limit: int) -> dict:
+        """One page of the library's photos newest first (by taken-at), as the gallery shows them."""
+        self._check_folder(where)
+        records = self.lib.browse(where, offset, limit + 1)  # one more: is there a next page?
+        rows = [{"path": r.path, "taken_at": taken_iso(r), "id": r.id} for r in records[:limit]]
+        return {"offset": offset, "limit": limit, "more": len(records) > limit, **where.to_request(),
+                "total": self.lib.count_searchable(where), "results": rows}
+
+    def _hits(self, search, k: int, where: SearchFilter, same_as: str | None = None) -> list:
+        self._check_folder(where)
+        hits = live_hits(search, k, same_as=same_as)
+        if not hits:
+            # Counting photos costs a scan of the table (~0.1 s at a million): only when it can matter.
+            self._require_photos()
+        return hits
+
+    def _check_folder(self, where: SearchFilter) -> None:
+        """`--in` a folder that is not there, or holds no indexed photo: say so, not "no results"."""
+        if where.folder is None:
+            return
+        if not os.path.isdir(where.folder):
+            raise ServiceError(f"--in {where.folder}: no such folder")
+        if not self.lib.count_searchable(SearchFilter(folder=where.folder)):
+            self._require_photos()
+            roots = ", ".join(root.path for root in self.lib.roots()) or "none"
+            raise ServiceError(f"--in {where.folder}: no indexed photo in that folder "
+                               f"(the library's folders: {roots}); index it with `photosearch index {where.folder}`")
 
     def status(self) -> dict:
         stats = self.lib.stats()
@@ -111,13 +142,24 @@ class Searcher:
             raise ServiceError(resources.unfinished_reindex_message(self.lib) or resources.empty_library_message(self.folder))
 
     def _results(self, hits) -> dict:
-        rows = [{"rank": i, "path": hit.photo.path, "score": hit.score} for i, hit in enumerate(hits, 1)]
+        rows = [{"rank": i, "path": hit.photo.path, "score": hit.score, "taken_at": taken_iso(hit.photo)}
+                for i, hit in enumerate(hits, 1)]
         return {"source": self.source, "model_fingerprint": self.fingerprint, "results": rows}
 
 
-def _real(folder: str | None) -> str | None:
-    """`--under ~/Pictures` (a link to a root) means the real folder, as photos are stored."""
-    return os.path.realpath(folder) if folder else folder
+def _filter(request: dict) -> SearchFilter:
+    """The request's filter; `under` as the real folder (`--in ~/Pictures`, a link to a root)."""
+    try:
+        where = SearchFilter.from_request(request)
+    except FilterError as exc:
+        raise ServiceError(str(exc)) from None
+    return where.with_folder(absolute_folder(where.folder))
+
+
+def _as_filter(where: SearchFilter | str | None) -> SearchFilter:
+    if isinstance(where, SearchFilter):
+        return where
+    return SearchFilter(folder=absolute_folder(where))
 
 
 def _k(request: dict) -> int:
@@ -125,6 +167,13 @@ def _k(request: dict) -> int:
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
         raise ServiceError(f"k must be a whole number from 1 to {MAX_K}")
     return k
+
+
+def _whole(request: dict, name: str, default: int, top: int) -> int:
+    value = request.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
+        raise ServiceError(f"{name} must be a whole number from 0 to {top}")
+    return value
 
 
 def _folder_bytes(folder: Path) -> int:

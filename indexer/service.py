@@ -28,22 +28,24 @@ from photosearch.indexer.resources import (  # noqa: F401 - the command layer's 
     model_fingerprint, model_mismatch, quiet, require_library,
 )
 from photosearch.indexer.searcher import Searcher
+from photosearch.storage.search_filter import SearchFilter
 
 
 # -- the commands ------------------------------------------------------------------------------
-def query(text: str, k: int = 10, under: str | None = None, library_dir: str | None = None,
+def query(text: str, k: int = 10, under: str | SearchFilter | None = None, library_dir: str | None = None,
           checkpoint: str | None = None, log: Log = quiet) -> dict:
-    """The `k` photos that best match `text` (only inside folder `under`, if given)."""
+    """The `k` photos that best match `text` among those the filter `under` lets through (a
+    `SearchFilter`, or just a folder)."""
     if not text or not text.strip():
         raise ServiceError("the query text is empty: say what to look for, e.g. \"white chair\"")
-    request = {"op": "query", "text": text.strip(), "k": k, "under": _absolute(under)}
+    request = {"op": "query", "text": text.strip(), "k": k, **_filter_fields(under)}
     return _answer(request, library_dir, checkpoint, log, need_model=True)
 
 
-def similar(photo: str, k: int = 10, under: str | None = None, library_dir: str | None = None,
+def similar(photo: str, k: int = 10, under: str | SearchFilter | None = None, library_dir: str | None = None,
             checkpoint: str | None = None, log: Log = quiet) -> dict:
-    """The `k` indexed photos most like `photo` (itself excluded); `photo` must be indexed."""
-    request = {"op": "similar", "path": _absolute(photo), "k": k, "under": _absolute(under)}
+    """The `k` indexed photos most like `photo` (itself excluded), among those `under` lets through."""
+    request = {"op": "similar", "path": _absolute(photo), "k": k, **_filter_fields(under)}
     return _answer(request, library_dir, checkpoint, log, need_model=False)
 
 
@@ -119,6 +121,12 @@ def report_dict(report, roots: list[str], seconds: float) -> dict:
     return {"roots": roots, **{name: getattr(report, name) for name in fields},
             "failures": [{"path": p, "error": e} for p, e in report.failures],
             "interrupted": report.interrupted, "seconds": round(seconds, 3)}
+
+
+def _filter_fields(where: str | SearchFilter | None) -> dict:
+    """A filter's request fields, its folder made absolute (the searcher resolves links)."""
+    where = where if isinstance(where, SearchFilter) else SearchFilter(folder=where)
+    return where.with_folder(_absolute(where.folder)).to_request()
 
 
 def _absolute(path: str | os.PathLike | None) -> str | None:

@@ -3,6 +3,7 @@
     GET /                         the page (indexer/web_assets: index.html, app.js, app.css)
     GET /api/search?q=TEXT&k=N    {"query", "k", "source", "model_fingerprint", "results": [...]}
     GET /api/similar?id=ID&k=N    {"photo": {"id", "path", "name"}, "k", "source", ..., "results"}
+        both also take the filter: under=FOLDER, from=DATE, to=DATE, tag=NAME (storage.search_filter)
     GET /api/status               service.status's dict
     GET /thumb/ID, /photo/ID      a photo's thumbnail (JPEG) or the photo itself
 
@@ -37,6 +38,7 @@ from photosearch.indexer.images import PhotoDecodeError
 from photosearch.indexer.path_json import to_json
 from photosearch.indexer.searcher import HttpError, LibraryBackend
 from photosearch.indexer.thumbnails import jpeg_preview
+from photosearch.storage.search_filter import FilterError, SearchFilter
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
 DEFAULT_K, MAX_K = 24, 100  # results per page
@@ -95,12 +97,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return _json(200, api[url.path](_params(url.query)))
 
     def _search(self, params: dict) -> dict:
-        request = {"op": "query", "text": _query_text(params), "k": _k(params), "under": None}
+        request = {"op": "query", "text": _query_text(params), "k": _k(params), **_filter(params)}
         return self.server.backend.with_ids(self.server.backend.answer(request))
 
     def _similar(self, params: dict) -> dict:
         record, _ = self.server.backend.photo(_number(params, "id"))
-        request = {"op": "similar", "path": record.path, "k": _k(params), "under": None}
+        request = {"op": "similar", "path": record.path, "k": _k(params), **_filter(params)}
         answer = self.server.backend.with_ids(self.server.backend.answer(request))
         return {**answer, "photo": {"id": record.id, "path": record.path, "name": os.path.basename(record.path)}}
 
@@ -151,7 +153,7 @@ def _params(query: str) -> dict[str, str]:
     if _BAD_PERCENT.search(query):
         raise HttpError(400, "invalid percent-encoding in the query string")
     try:
-        return dict(parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=8))
+        return dict(parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=12))
     except ValueError:  # bad UTF-8 (UnicodeDecodeError) or too many fields
         raise HttpError(400, "unreadable query string (expected UTF-8 q=...&k=...)") from None
 
@@ -165,6 +167,15 @@ def _query_text(params: dict) -> str:
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
         raise HttpError(400, "the query contains control characters")
     return text
+
+
+def _filter(params: dict) -> dict:
+    """The request's filter fields (`under`, `from`, `to`, `tag`), checked: 400 if unreadable."""
+    try:
+        where = SearchFilter.from_request({key: params.get(key) or None for key in ("under", "from", "to", "tag")})
+    except FilterError as exc:
+        raise HttpError(400, str(exc).replace("--from", "from").replace("--to", "to")) from None
+    return where.to_request()
 
 
 def _k(params: dict) -> int:
