@@ -15,6 +15,7 @@ import click
 from photosearch.cli.errors import user_errors
 from photosearch.cli.output import dump, say, warn
 from photosearch.indexer import service
+from photosearch.indexer.query_terms import image_term, text_term
 from photosearch.storage.search_filter import SearchFilter
 
 checkpoint_option = click.option(
@@ -29,6 +30,8 @@ from_option = click.option("--from", "date_from", metavar="DATE", default=None,
                            help="Only photos taken on or after DATE: 2023, 2023-06 or 2023-06-14.")
 to_option = click.option("--to", "date_to", metavar="DATE", default=None,
                          help="Only photos taken on or before DATE (a month or year means all of it).")
+mismatch_option = click.option("--allow-mismatch", is_flag=True,
+                               help="Search even if the library was indexed with another model (scores mean little).")
 paths_only_option = click.option("--paths-only", is_flag=True,
                                  help="Print only the paths, one per line (-0 is right for any name).")
 null_option = click.option("-0", "--null", is_flag=True,
@@ -91,26 +94,41 @@ def watch(ctx, paths, checkpoint, settle, poll, poll_unwatched) -> None:
 @in_option
 @from_option
 @to_option
+@click.option("--and", "more", multiple=True, metavar="TEXT[:W]",
+              help="Another description the photos should also match (weight W, default 1). Repeatable.")
+@click.option("--not", "less", multiple=True, metavar="TEXT[:W]",
+              help="A description the photos should not match (weight W, default 1). Repeatable.")
+@click.option("--like", "like", multiple=True, metavar="PHOTO[:W]", type=click.Path(dir_okay=True),
+              help="A photo (any file, in the library or not) the results should look like. Repeatable.")
 @checkpoint_option
+@mismatch_option
 @json_option
 @paths_only_option
 @null_option
 @click.pass_context
-def query(ctx, words, k, under, date_from, date_to, checkpoint, as_json, paths_only, null) -> None:
+def query(ctx, words, k, under, date_from, date_to, more, less, like, checkpoint, allow_mismatch,
+          as_json, paths_only, null) -> None:
     """Find the photos that best match a description, best first.
+
+    Terms combine: --and adds a description, --not takes one away, --like adds a photo; a
+    `:W` suffix weights a term (0 to 10, default 1).
 
     \b
     Example:
         photosearch query "white chair" -k 5
+        photosearch query "beach" --and "dog:0.5" --not "night"
+        photosearch query "sunset" --like ~/Downloads/this_one.jpg
         photosearch query "beach" --from 2023-06 --to 2023-08 --in ~/Pictures/holidays
         photosearch query -0 -k 3 "red car" | xargs -0 feh
     """
     text = " ".join(words).strip()
-    if not text:
+    if not text and not like and not more:
         raise click.UsageError('the query is empty: say what to look for, e.g. photosearch query "white chair"')
     with user_errors():
+        terms = ([text_term(t) for t in more] + [text_term(t, -1) for t in less] + [image_term(p) for p in like])
         where = SearchFilter(folder=under, date_from=date_from, date_to=date_to)
-        answer = service.query(text, k, where, _library(ctx), checkpoint, warn)
+        answer = service.query(text, k, where, _library(ctx), checkpoint, warn, terms=terms,
+                               allow_mismatch=allow_mismatch)
     _print_hits(answer, as_json, paths_only, null)
 
 
@@ -121,21 +139,24 @@ def query(ctx, words, k, under, date_from, date_to, checkpoint, as_json, paths_o
 @from_option
 @to_option
 @checkpoint_option
+@mismatch_option
 @json_option
 @paths_only_option
 @null_option
 @click.pass_context
-def similar(ctx, photo, k, under, date_from, date_to, checkpoint, as_json, paths_only, null) -> None:
-    """Find the photos most like PHOTO (itself left out). PHOTO must already be indexed.
+def similar(ctx, photo, k, under, date_from, date_to, checkpoint, allow_mismatch, as_json, paths_only, null) -> None:
+    """Find the photos most like PHOTO: one of the library (itself left out), or any photo
+    file, which is read and embedded on the fly (nothing is stored).
 
     \b
     Example:
         photosearch similar ~/Pictures/2023/beach.jpg -k 5
+        photosearch similar ~/Downloads/from_a_friend.jpg --from 2022
         photosearch similar -0 ~/Pictures/2023/beach.jpg | xargs -0 feh
     """
     with user_errors():
         where = SearchFilter(folder=under, date_from=date_from, date_to=date_to)
-        answer = service.similar(photo, k, where, _library(ctx), checkpoint, warn)
+        answer = service.similar(photo, k, where, _library(ctx), checkpoint, warn, allow_mismatch=allow_mismatch)
     _print_hits(answer, as_json, paths_only, null)
 
 
@@ -195,6 +216,9 @@ def _print_hits(answer: dict, as_json: bool, paths_only: bool, null: bool = Fals
     if not answer["results"]:
         where = SearchFilter.from_request(answer).describe()
         warn("no matching photos" + (f" ({where})" if where else ""))
+    elif answer.get("no_good_match"):
+        warn(f"no good match: even the best photo scores {answer['results'][0]['score']:.2f}, under the "
+             "threshold of a likely match; these are the closest there are")
     for hit in answer["results"]:
         if null:
             say(hit["path"], end=b"\0")

@@ -20,6 +20,7 @@ What it takes care of:
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -98,6 +99,20 @@ def load_photo(
         raise PhotoDecodeError(path, "truncated or corrupt image data") from None
     except Exception as exc:  # noqa: BLE001 - Pillow plugins raise almost anything on bad data
         raise PhotoDecodeError(path, f"corrupt image data ({type(exc).__name__})") from None
+
+
+def load_photo_bytes(
+    data: bytes, name: str = "upload", target: int = DEFAULT_TARGET, max_pixels: int = MAX_PIXELS
+) -> DecodedPhoto:
+    """As `load_photo`, for a photo held in memory (an upload): nothing is written anywhere."""
+    if not data:
+        raise PhotoDecodeError(name, "empty file")
+    try:
+        return _decode(io.BytesIO(data), name, target, max_pixels)
+    except PhotoDecodeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow plugins raise almost anything on bad data
+        raise PhotoDecodeError(name, f"corrupt image data ({type(exc).__name__})") from None
 
 
 def _decode(fh, path, target: int, max_pixels: int) -> DecodedPhoto:

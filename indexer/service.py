@@ -33,19 +33,26 @@ from photosearch.storage.search_filter import SearchFilter
 
 # -- the commands ------------------------------------------------------------------------------
 def query(text: str, k: int = 10, under: str | SearchFilter | None = None, library_dir: str | None = None,
-          checkpoint: str | None = None, log: Log = quiet) -> dict:
+          checkpoint: str | None = None, log: Log = quiet, terms: list[dict] | None = None,
+          allow_mismatch: bool = False) -> dict:
     """The `k` photos that best match `text` among those the filter `under` lets through (a
-    `SearchFilter`, or just a folder)."""
-    if not text or not text.strip():
+    `SearchFilter`, or just a folder). `terms`: more weighted terms (indexer.query_terms), texts
+    or photos; `text` may then be empty. A library indexed with another model is refused
+    unless `allow_mismatch`."""
+    terms = ([{"text": text.strip(), "weight": 1.0}] if text and text.strip() else []) + list(terms or [])
+    if not terms:
         raise ServiceError("the query text is empty: say what to look for, e.g. \"white chair\"")
-    request = {"op": "query", "text": text.strip(), "k": k, **_filter_fields(under)}
+    request = {"op": "query", "text": (text or "").strip(), "terms": terms, "k": k, **_filter_fields(under),
+               "allow_mismatch": allow_mismatch}
     return _answer(request, library_dir, checkpoint, log, need_model=True)
 
 
 def similar(photo: str, k: int = 10, under: str | SearchFilter | None = None, library_dir: str | None = None,
-            checkpoint: str | None = None, log: Log = quiet) -> dict:
-    """The `k` indexed photos most like `photo` (itself excluded), among those `under` lets through."""
-    request = {"op": "similar", "path": _absolute(photo), "k": k, **_filter_fields(under)}
+            checkpoint: str | None = None, log: Log = quiet, allow_mismatch: bool = False) -> dict:
+    """The `k` photos most like `photo`, among those `under` lets through: an indexed photo
+    (itself left out), or any photo file, embedded on the fly and not stored."""
+    request = {"op": "similar", "path": _absolute(photo), "k": k, **_filter_fields(under),
+               "allow_mismatch": allow_mismatch}
     return _answer(request, library_dir, checkpoint, log, need_model=False)
 
 

@@ -36,7 +36,7 @@ from photosearch.indexer import service
 from photosearch.indexer.daemon import _stop_on_signals  # SIGINT/SIGTERM set an Event, as in the daemon
 from photosearch.indexer.images import PhotoDecodeError
 from photosearch.indexer.path_json import to_json
-from photosearch.indexer.searcher import HttpError, LibraryBackend
+from photosearch.indexer.backend import HttpError, LibraryBackend
 from photosearch.indexer.thumbnails import jpeg_preview
 from photosearch.storage.search_filter import FilterError, SearchFilter
 
