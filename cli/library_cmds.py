@@ -258,7 +258,8 @@ def format_status(report: dict) -> str:
     if report.get("notice"):
         lines.append(f"  warning: {report['notice']}")
     scan = daemon.get("scanning")
-    lines.append("daemon:   " + (f"running (pid {daemon['pid']})" if daemon["running"] else "not running")
+    state = "starting" if daemon.get("starting") else "running"
+    lines.append("daemon:   " + (f"{state} (pid {daemon['pid']})" if daemon["running"] else "not running")
                  + (f", scanning {scan['done']}/{scan['total']} photos" if scan else ""))
     if daemon.get("unwatched"):
         lines.append(f"  warning: {daemon['unwatched_count']} folder(s) past the inotify watch limit "

@@ -171,6 +171,10 @@ class Searcher:
 
     def _require_photos(self) -> None:
         if not self.lib.stats()["by_status"]["indexed"]:
+            scan = self.scanning()
+            if self.daemon_pid and scan is not None:
+                raise ServiceError(f"the daemon is indexing the library's first photos ({scan['done']} of "
+                                   f"{scan['total']} done): try again in a moment")
             raise ServiceError(resources.unfinished_reindex_message(self.lib) or resources.empty_library_message(self.folder))
 
     def _results(self, hits, offset: float = 0.0, calibration: Calibration | None = None) -> dict:

@@ -141,17 +141,22 @@ def _absolute(path: str | os.PathLike | None) -> str | None:
 
 
 def _answer(request: dict, library_dir, checkpoint, log: Log, need_model: bool) -> dict:
-    """The daemon's answer if one runs (with the requested model), else one computed here."""
+    """The daemon's answer if one runs (with the requested model), else one computed here.
+
+    A daemon that holds the library but does not answer yet is starting (loading its model,
+    opening the library): `status` says so; a search is answered here when the library
+    already holds photos, else waits for the daemon (at most DAEMON_START_WAIT_S)."""
     folder = library_folder(library_dir)
-    try:
-        answer = ipc.request(folder, request)
-    except ipc.DaemonUnavailable:
-        answer = None
-    except ipc.RemoteError as exc:
-        raise ServiceError(str(exc)) from None
+    answer = _ask_daemon(folder, request)
     wanted = model_fingerprint(checkpoint_path(checkpoint)) if checkpoint else None
     if checkpoint and need_model and wanted is None:
         answer = None  # the asked-for model cannot be used: loading it below says why, in one line
+    if answer is None and _daemon_starting(folder):
+        if request["op"] == "status":
+            return _starting_status(folder, checkpoint, log)
+        if not _has_photos(folder):
+            log("the daemon is starting: waiting for it to answer")
+            answer = _wait_for_daemon(folder, request)
     if answer is not None and (wanted is None or wanted == answer.get("model_fingerprint")):
         return answer
     require_library(folder)
@@ -160,3 +165,72 @@ def _answer(request: dict, library_dir, checkpoint, log: Log, need_model: bool) 
     model = load_query_model(checkpoint) if need_model else None
     with Library.open(folder, read_only=True) as lib:
         return Searcher(lib, folder, model=model, checkpoint=checkpoint, log=log).answer(request)
+
+
+DAEMON_START_WAIT_S = 30.0  # how long a search waits for a starting daemon (its model load: seconds)
+
+
+def _ask_daemon(folder: Path, request: dict) -> dict | None:
+    try:
+        return ipc.request(folder, request)
+    except ipc.DaemonUnavailable:
+        return None
+    except ipc.RemoteError as exc:
+        raise ServiceError(str(exc)) from None
+
+
+def _daemon_starting(folder: Path) -> bool:
+    """A `watch` holds the library's lock but its socket does not answer (yet)."""
+    from photosearch.indexer.lock import holder
+
+    running = holder(folder)
+    return running is not None and running[1] == "watch"
+
+
+def _has_photos(folder: Path) -> bool:
+    """Whether the library's database exists and holds a searchable photo (a cheap look)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{folder / DB_NAME}?mode=ro", uri=True, timeout=1)) as db:
+            return db.execute("SELECT 1 FROM photos WHERE status = 'indexed' LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return False
+
+
+def _wait_for_daemon(folder: Path, request: dict) -> dict | None:
+    deadline = time.monotonic() + DAEMON_START_WAIT_S
+    while time.monotonic() < deadline and _daemon_starting(folder):
+        answer = _ask_daemon(folder, request)
+        if answer is not None:
+            return answer
+        time.sleep(0.2)
+    if _daemon_starting(folder):
+        raise ServiceError(f"the daemon watching this library has not answered in {DAEMON_START_WAIT_S:.0f} s "
+                           "since it started: try again in a moment (`photosearch status` shows what it does)")
+    return None
+
+
+def _starting_status(folder: Path, checkpoint, log: Log) -> dict:
+    """`status` while the daemon starts: what the library holds, and daemon.starting."""
+    from photosearch.indexer.lock import holder
+
+    pid = (holder(folder) or (0, ""))[0]
+    if _has_photos(folder) or (folder / DB_NAME).is_file():
+        from photosearch.storage import Library, StorageError
+
+        try:
+            with Library.open(folder, read_only=True) as lib:
+                report = Searcher(lib, folder, checkpoint=checkpoint, log=log).status()
+        except StorageError:  # being created or upgraded by the daemon right now
+            report = None
+        if report is not None:
+            report["daemon"] = {**report["daemon"], "running": True, "pid": pid, "starting": True}
+            return report
+    empty = {"total": 0, "indexed": 0, "pending": 0, "failed": 0, "missing": 0}
+    return {"library": {"path": str(folder), "bytes": 0}, "photos": empty, "failed": [], "roots": [],
+            "model": {"checkpoint": str(checkpoint_path(checkpoint)), "fingerprint": None, "problem": None,
+                      "library_fingerprint": None, "mismatch": False},
+            "index": {"vectors": 0, "dim": None, "type": None},
+            "daemon": {"running": True, "pid": pid, "scanning": None, "starting": True},
+            "writer": {"pid": pid, "command": "watch"}, "notice": None}

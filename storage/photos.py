@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from .errors import PathConflictError, PhotoNotFoundError
 from .records import FAILED, INDEXED, MISSING, PENDING, STATUSES, PhotoRecord
-from .search_filter import SearchFilter
+from .search_filter import FilterError, SearchFilter
 from .tables import PhotoRow, VectorRow
 
 _FIELDS = [f.name for f in fields(PhotoRecord) if f.name != "id"]
@@ -190,6 +190,8 @@ def searchable_ids_under(session: Session, root: str) -> np.ndarray:
 def filter_clauses(where: SearchFilter) -> list[ColumnElement[bool]]:
     """SQL conditions for ``where``'s folder and taken-at range (the tag is not one of them:
     tags live in their own table, joined by the tags feature)."""
+    if where.tag is not None:
+        raise FilterError("filtering by tag needs the library's tags, which this version does not keep yet")
     clauses = []
     if where.folder is not None:
         clauses.append(under_clause(where.folder))
