@@ -64,6 +64,23 @@ class LibraryBackend:
         with self._lock:
             return self._searcher_for(request.get("op") == "query").answer(request)
 
+    def embed_upload(self, data: bytes, name: str = "upload") -> list[float]:
+        """The search vector (D floats) of a photo uploaded to the page: decoded in memory with
+        bounds (query_vector.MAX_QUERY_PIXELS), embedded, and nothing kept. ServiceError if unreadable."""
+        from photosearch.indexer.images import PhotoDecodeError, load_photo_bytes
+        from photosearch.indexer.query_vector import MAX_QUERY_PIXELS, embed_image
+
+        try:
+            photo = load_photo_bytes(data, name, max_pixels=MAX_QUERY_PIXELS)
+        except PhotoDecodeError as exc:
+            raise ServiceError(f"the chosen file cannot be read as a photo: {exc.reason}") from None
+        with self._lock:
+            if self._model is None:
+                self.log(f"loading the model ({resources.checkpoint_path(self.checkpoint)})")
+                self._model, self._searcher = resources.load_query_model(self.checkpoint), None
+            model = self._model
+        return embed_image(photo.image, model).tolist()
+
     def with_ids(self, answer: dict) -> dict:
         """`answer` with each result's photo id and the page's URLs for it."""
         rows = []

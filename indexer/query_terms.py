@@ -7,7 +7,8 @@ Written three ways, all ending as the same list of terms (dicts, as on the daemo
 - the web page's search box: `beach + dog:0.5 - night` (terms separated by ` + ` or ` - `,
   with spaces around the sign, so "t-shirt" stays one word);
 - the JSON (socket and API): `{"terms": [{"text": "dog", "weight": 0.5},
-  {"image": "/abs/a.jpg", "weight": 1}, {"photo": 12, "weight": -1}]}`.
+  {"image": "/abs/a.jpg", "weight": 1}, {"photo": 12, "weight": -1}]}`, and `{"vector": [...]}` for
+  a photo the caller embedded itself (an upload to the web page).
 
 The score of a photo is `Σ wᵢ · (termᵢ · photo)` with the weights scaled so the positive ones sum
 to 1: one term alone scores exactly as a plain query (or `similar`), and `relevance.Calibration`
@@ -74,7 +75,11 @@ def check(terms: list[dict]) -> list[dict]:
     if len(terms) > MAX_TERMS:
         raise TermError(f"too many terms ({len(terms)}): at most {MAX_TERMS}")
     for term in terms:
-        kinds = [key for key in ("text", "image", "photo") if term.get(key) not in (None, "")]
+        kinds = [key for key in ("text", "image", "photo", "vector") if term.get(key) not in (None, "")]
+        vector = term.get("vector")
+        if vector is not None and not (isinstance(vector, list) and vector and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) < 1e6 for x in vector)):
+            raise TermError("a vector term is a list of numbers")
         weight = term.get("weight", 1.0)
         if len(kinds) != 1 or isinstance(weight, bool) or not isinstance(weight, (int, float)) \
                 or not 0 < abs(weight) <= MAX_WEIGHT:
@@ -89,7 +94,8 @@ def describe(terms: list[dict]) -> str:
     out = []
     for term in terms:
         weight = term.get("weight", 1.0)
-        body = term.get("text") or (f"like {term['image']}" if term.get("image") else f"like photo {term.get('photo')}")
+        body = term.get("text") or (f"like {term['image']}" if term.get("image") else
+                                    f"like photo {term['photo']}" if term.get("photo") is not None else "like the photo given")
         body += "" if abs(weight) == 1 else f":{abs(weight):g}"
         out.append(body if not out and weight > 0 else f"{'-' if weight < 0 else '+'} {body}")
     return " ".join(out)

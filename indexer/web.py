@@ -4,7 +4,11 @@
     GET /api/search?q=TEXT&k=N    {"query", "k", "source", "model_fingerprint", "results": [...]}
     GET /api/similar?id=ID&k=N    {"photo": {"id", "path", "name"}, "k", "source", ..., "results"}
         both also take the filter: under=FOLDER, from=DATE, to=DATE, tag=NAME (storage.search_filter)
+    GET /api/browse?offset=&k=    the library's photos newest first (by taken-at), one page, "more"
+    POST /api/similar-upload      a photo's bytes as the body: the photos most like it (nothing kept)
     GET /api/status               service.status's dict
+    search and similar take offset=N (one page after another: "more" says whether one follows);
+    q is the search box's syntax: `beach + dog:0.5 - night` (indexer.query_terms)
     GET /thumb/ID, /photo/ID      a photo's thumbnail (JPEG) or the photo itself
 
 Each result is {"rank", "id", "path", "name", "score", "thumb", "photo"}. Names that are not
@@ -36,6 +40,7 @@ from photosearch.indexer import service
 from photosearch.indexer.daemon import _stop_on_signals  # SIGINT/SIGTERM set an Event, as in the daemon
 from photosearch.indexer.images import PhotoDecodeError
 from photosearch.indexer.path_json import to_json
+from photosearch.indexer.query_terms import TermError, parse_expression
 from photosearch.indexer.backend import HttpError, LibraryBackend
 from photosearch.indexer.thumbnails import jpeg_preview
 from photosearch.storage.search_filter import FilterError, SearchFilter
@@ -43,6 +48,7 @@ from photosearch.storage.search_filter import FilterError, SearchFilter
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
 DEFAULT_K, MAX_K = 24, 100  # results per page
 MAX_QUERY_CHARS = 300  # longer search text is refused (400)
+MAX_UPLOAD_BYTES = 20 << 20  # a photo chosen from the computer as a query: at most this big
 PREVIEW_SIZE = 2048  # photos browsers cannot show (TIFF, HEIC) are sent as JPEGs this big
 ASSETS = Path(__file__).resolve().parent / "web_assets"
 PAGES = {"/": ("index.html", "text/html"), "/index.html": ("index.html", "text/html"),
@@ -67,8 +73,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._answer(self._route)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self._answer(self._post)
+
+    def _post(self) -> Reply:
+        self._host_check()
+        url = urlsplit(self.path)
+        if url.path != "/api/similar-upload":
+            raise HttpError(404, "not found")
+        return _json(200, self._upload(_params(url.query)))
+
+    def _answer(self, route) -> None:
         try:
-            reply = self._route()
+            reply = route()
         except HttpError as exc:
             reply = _json(exc.status, {"error": str(exc)})
         except Exception as exc:  # noqa: BLE001 - one request's failure must not stop the server
@@ -91,20 +110,45 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         route = _FILE_ROUTE.match(url.path)  # the raw path: nothing percent-encoded can match
         if route:
             return self._photo(route.group(1), int(route.group(2)))
-        api = {"/api/search": self._search, "/api/similar": self._similar, "/api/status": self._status}
+        api = {"/api/search": self._search, "/api/similar": self._similar, "/api/status": self._status,
+               "/api/browse": self._browse}
         if url.path not in api:
             raise HttpError(404, "not found")
         return _json(200, api[url.path](_params(url.query)))
 
     def _search(self, params: dict) -> dict:
-        request = {"op": "query", "text": _query_text(params), "k": _k(params), **_filter(params)}
-        return self.server.backend.with_ids(self.server.backend.answer(request))
+        try:
+            terms = parse_expression(_query_text(params))
+        except TermError as exc:
+            raise HttpError(400, str(exc)) from None
+        return self._page({"op": "query", "terms": terms, **_filter(params)}, params)
 
     def _similar(self, params: dict) -> dict:
         record, _ = self.server.backend.photo(_number(params, "id"))
-        request = {"op": "similar", "path": record.path, "k": _k(params), **_filter(params)}
-        answer = self.server.backend.with_ids(self.server.backend.answer(request))
+        answer = self._page({"op": "similar", "path": record.path, **_filter(params)}, params)
         return {**answer, "photo": {"id": record.id, "path": record.path, "name": os.path.basename(record.path)}}
+
+    def _browse(self, params: dict) -> dict:
+        request = {"op": "browse", "offset": _offset(params), "limit": _k(params), **_filter(params)}
+        return self.server.backend.with_ids(self.server.backend.answer(request))
+
+    def _upload(self, params: dict) -> dict:
+        """POST a photo file's bytes: the photos most like it (it is embedded and forgotten)."""
+        size = int(self.headers.get("Content-Length") or 0)
+        if not 0 < size <= MAX_UPLOAD_BYTES:
+            raise HttpError(413 if size else 400, f"send one photo of at most {MAX_UPLOAD_BYTES >> 20} MB")
+        data = self.rfile.read(size)
+        vector = self.server.backend.embed_upload(data, "the chosen file")
+        return self._page({"op": "query", "terms": [{"vector": vector, "weight": 1.0}], **_filter(params)}, params)
+
+    def _page(self, request: dict, params: dict) -> dict:
+        """One page (offset, k) of a search's results, and whether more follow."""
+        offset, k = _offset(params), _k(params)
+        wanted = min(offset + k, service.MAX_K)
+        answer = self.server.backend.with_ids(self.server.backend.answer({**request, "k": wanted}))
+        rows = answer["results"]
+        more = len(rows) >= wanted and wanted < service.MAX_K
+        return {**answer, "k": k, "offset": offset, "more": more, "results": rows[offset:offset + k]}
 
     def _status(self, params: dict) -> dict:
         return self.server.backend.answer({"op": "status"})
@@ -180,6 +224,13 @@ def _filter(params: dict) -> dict:
 
 def _k(params: dict) -> int:
     return _number(params, "k", str(DEFAULT_K), MAX_K)
+
+
+def _offset(params: dict) -> int:
+    raw = params.get("offset") or "0"
+    if not _NUMBER.match(raw) or int(raw) >= service.MAX_K * 1000:
+        raise HttpError(400, "offset must be a whole number from 0")
+    return int(raw)
 
 
 def _number(params: dict, name: str, default: str | None = None, top: int = 10**18 - 1) -> int:
