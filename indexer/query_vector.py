@@ -27,6 +27,7 @@ class QueryVector:
     offset: float  # added to raw scores before the calibration (photo terms' share)
     exclude: int | None  # the library photo asked about (`similar`), never a result
     used_model: bool  # False when every term was a stored photo vector (the model did nothing)
+    raw_factor: float = 1.0  # score / raw_factor is the plain inner product (photo-only queries)
 
 
 def encode_terms(terms: list[dict], lib, model_for_terms, calibration: Calibration | None,
@@ -53,7 +54,8 @@ def encode_terms(terms: list[dict], lib, model_for_terms, calibration: Calibrati
             if len(terms) == 1:
                 exclude = pid
         total = weight * vector if total is None else total + weight * vector
-    return QueryVector(np.ascontiguousarray(total, dtype=np.float32), offset, exclude, stored < len(terms))
+    raw_factor = 1.0 if texts else factor  # photos only: undo their scaling for the raw score
+    return QueryVector(np.ascontiguousarray(total, dtype=np.float32), offset, exclude, stored < len(terms), raw_factor)
 
 
 def photo_vector(term: dict, lib, model_for_terms) -> tuple[np.ndarray, int | None]:

@@ -114,7 +114,7 @@ class Searcher:
         if not hits:
             # Counting photos costs a scan of the table (~0.1 s at a million): only when it can matter.
             self._require_photos()
-        return {**where.to_request(), **self._results(hits, query.offset, calibration)}
+        return {**where.to_request(), **self._results(hits, query, calibration)}
 
     def browse(self, where: SearchFilter, offset: int, limit: int) -> dict:
         """One page of the library's photos newest first (by taken-at), as the gallery shows them."""
@@ -133,10 +133,7 @@ class Searcher:
             return self.model
 
     def _vocabulary(self) -> frozenset:
-        if self.calibration is not None and self.calibration.vocabulary:
-            return self.calibration.vocabulary
-        words = getattr(self.model, "known_words", None)
-        return words() if callable(words) else frozenset()
+        return self.calibration.vocabulary if self.calibration is not None else frozenset()
 
     def _check_folder(self, where: SearchFilter) -> None:
         """`--in` a folder that is not there, or holds no indexed photo: say so, not "no results"."""
@@ -177,14 +174,17 @@ class Searcher:
                                    f"{scan['total']} done): try again in a moment")
             raise ServiceError(resources.unfinished_reindex_message(self.lib) or resources.empty_library_message(self.folder))
 
-    def _results(self, hits, offset: float = 0.0, calibration: Calibration | None = None) -> dict:
+    def _results(self, hits, query=None, calibration: Calibration | None = None) -> dict:
         """Rows with one score: the calibrated relevance (0–1) when the model has a calibration,
-        else the raw inner product; `no_good_match` when even the best is below the threshold."""
+        else the raw inner product; `no_good_match` when even the best is below the threshold.
+        `raw_score` is the inner product before calibration (a query mixing texts and photos:
+        with the photos' share on the text scale)."""
+        offset, factor = (query.offset, query.raw_factor) if query is not None else (0.0, 1.0)
         rows = []
         for i, hit in enumerate(hits, 1):
             score = hit.score if calibration is None else calibration.relevance(hit.score, offset)
-            rows.append({"rank": i, "path": hit.photo.path, "score": round(score, 4), "raw_score": round(hit.score, 4),
-                         "taken_at": taken_iso(hit.photo)})
+            rows.append({"rank": i, "path": hit.photo.path, "score": round(score, 4),
+                         "raw_score": round(hit.score / factor, 4), "taken_at": taken_iso(hit.photo)})
         weak = calibration is not None and (not rows or rows[0]["score"] < calibration.no_match_below)
         return {"source": self.source, "model_fingerprint": self.fingerprint, "calibrated": calibration is not None,
                 "no_good_match": weak, "results": rows}

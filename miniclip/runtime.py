@@ -155,14 +155,6 @@ class SearchModel:
             raise CheckpointError(f"{source} is corrupt: its tensors cannot be read") from None
         return load_sentence_encoder(weights, tokenizer_file)
 
-    def known_words(self) -> frozenset:
-        """The words of the checkpoint's word tokenizer (its training captions' vocabulary);
-        empty for a model without one (MiniLM's sentence side reads any text)."""
-        try:
-            return frozenset(json.loads(self._meta["tokenizer"])["words"])
-        except (KeyError, ValueError, TypeError):
-            return frozenset()
-
     def encode_search_texts(self, texts: list[str]) -> np.ndarray:
         """Queries -> search vectors (N, D) float32; a photo's score is the inner product.
 

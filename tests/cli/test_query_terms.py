@@ -3,13 +3,17 @@ cannot read, through the CLI on the tiny library of test_library_cli."""
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 
 import pytest
 
+from photosearch.indexer import service
 from photosearch.indexer.query_terms import TermError, describe, parse_expression, split_weight
+from photosearch.indexer.relevance import calibration_path
 from tests.cli.test_library_cli import assert_one_line_error, library, ps  # noqa: F401 - a fixture
-from tests.daemon.conftest import cli_json
+from tests.daemon.conftest import CAPTIONS, cli_json
 
 
 def raw(library, *args) -> dict[str, float]:
@@ -65,11 +69,71 @@ def test_bad_terms_are_one_line_errors(library, tmp_path, args, says):
     assert_one_line_error(ps(library, *args, "--checkpoint", library["ckpt"]), says=says)
 
 
-@pytest.mark.parametrize("text", ["🐶", "🚗🍕", "un perro", "!!!", "a perro"])
-def test_a_query_with_no_word_the_model_knows_says_so(library, text):
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory, tiny_checkpoint):
+    """A copy of the tiny checkpoint with a calibration: relevance σ(20·s) for texts, σ(10·(s − 0.5))
+    for photos, "no good match" under 0.6, and the tests' words as the vocabulary."""
+    folder = tmp_path_factory.mktemp("calibrated")
+    for source in tiny_checkpoint.parent.glob(tiny_checkpoint.stem + ".*"):
+        shutil.copy(source, folder / source.name)
+    checkpoint = folder / tiny_checkpoint.name
+    fingerprint = service.model_fingerprint(checkpoint)
+    assert fingerprint == service.model_fingerprint(tiny_checkpoint)
+    words = sorted({w for caption in CAPTIONS for w in caption.split()})
+    calibration_path(checkpoint).write_text(json.dumps({
+        "fingerprint": fingerprint, "text": [20.0, 0.0], "image": [10.0, -5.0], "no_match_below": 0.6,
+        "vocabulary": words}))
+    return checkpoint
+
+
+@pytest.mark.parametrize("text", ["🐶", "🚗🍕", "!!!"])
+def test_a_query_with_no_word_at_all_says_so(library, text):
     result = ps(library, "query", text, "--checkpoint", library["ckpt"])
-    assert_one_line_error(result, says="describe the photo")
+    assert_one_line_error(result, says="describe the photo in words")
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("text", ["un perro", "a perro", "el coche rojo"])
+def test_a_query_with_no_word_the_model_knows_says_so(library, calibrated, text):
+    result = ps(library, "query", text, "--checkpoint", calibrated)
+    assert_one_line_error(result, says="no word of")
+    assert result.stdout == ""
+    assert ps(library, "query", "a red perro", "--checkpoint", calibrated).exit_code == 0  # one known word
+
+
+def test_scores_are_one_calibrated_relevance_for_texts_and_photos(library, calibrated):
+    answer = cli_json("--library", library["lib"], "query", "red circle", "-k", "3", "--checkpoint", calibrated)
+    assert answer["calibrated"] is True
+    for hit in answer["results"]:
+        assert hit["score"] == pytest.approx(1 / (1 + math.exp(-20 * hit["raw_score"])), abs=1e-3)
+    photo = library["root"] / "red_circle.png"
+    like = cli_json("--library", library["lib"], "similar", photo, "-k", "3", "--checkpoint", calibrated)
+    for hit in like["results"]:
+        assert hit["score"] == pytest.approx(1 / (1 + math.exp(-(10 * hit["raw_score"] - 5))), abs=1e-3)
+    # A text and a photo together: the photo's share is put on the text scale first.
+    mixed = cli_json("--library", library["lib"], "query", "red circle", "--like", photo, "-k", "14",
+                     "--checkpoint", calibrated)
+    text = {h["path"]: h["raw_score"] for h in cli_json("--library", library["lib"], "query", "red circle", "-k", "14",
+                                                        "--checkpoint", calibrated)["results"]}
+    image = {h["path"]: h["raw_score"] for h in cli_json("--library", library["lib"], "query", "--like", photo,
+                                                         "-k", "14", "--checkpoint", library["ckpt"])["results"]}
+    for hit in mixed["results"]:
+        expected = 20 * (text[hit["path"]] + image[hit["path"]] / 2) / 2 - 5 / 2  # a_t·(½s_t + ½(f·s_i + o))
+        assert hit["score"] == pytest.approx(1 / (1 + math.exp(-expected)), abs=2e-3)
+
+
+def test_no_good_match_is_said_on_stderr_and_in_json(library, calibrated):
+    answer = cli_json("--library", library["lib"], "query", "red circle", "--checkpoint", calibrated)
+    best = answer["results"][0]["score"]
+    assert answer["no_good_match"] is (best < 0.6)
+    result = ps(library, "query", "red circle", "--checkpoint", calibrated)
+    assert ("no good match" in result.stderr) is (best < 0.6)
+    uncalibrated = cli_json("--library", library["lib"], "query", "red circle", "--checkpoint", library["ckpt"])
+    assert uncalibrated["calibrated"] is False and uncalibrated["no_good_match"] is False
+    weak = cli_json("--library", library["lib"], "query", "red circle", "--not", "red circle:0.99", "--checkpoint", calibrated)
+    assert weak["no_good_match"] is True  # the scores collapse towards 0: relevance near 0.5 at best
+    assert "no good match" in ps(library, "query", "red circle", "--not", "red circle:0.99",
+                                 "--checkpoint", calibrated).stderr
 
 
 def test_the_search_box_syntax():
