@@ -6,15 +6,18 @@
    library under --work (kept, so a rerun skips it); the 5,000 dev captions are encoded as
    `photosearch query` encodes them.
 2. Text scale: a logistic fit P(match | raw score) on (caption, its own photo) pairs against
-   (caption, another photo) pairs, five per caption, the two classes weighted equally.
+   (caption, one of its five best-scoring other photos) pairs: the impostors at the top of a
+   list, where the score is read; the two classes weighted equally.
 3. Photo scale (`similar`, `--like`): the same fit on photo-photo raw scores, where two photos
    match when their captions say the same thing: the cosine of their mean caption vectors
-   (the text tower's, as queries) is in the top 1% of all pairs.
+   (the text tower's, as queries) is in the top 1% of all pairs; negatives are each photo's five
+   best-scoring unmatched photos.
 4. "No good match": the photos are split in two halves; one half is the library, and the
    captions of both halves are the queries. A query of the other half has no true photo in the
    library: the signal should fire for it (positive), not for the library half's captions.
-   The threshold on the best hit's relevance is the one with the best F1 on split 1 (even ids
-   as library); precision and recall are reported on split 1 and on the swapped split 2.
+   The threshold on the best hit's relevance is the one with the best Youden J (recall of the
+   signal minus its false-alarm rate) on split 1 (even ids as library); precision and recall are
+   reported on split 1 and on the swapped split 2.
 5. The vocabulary: words of the Flickr8k train captions (seen twice or more) and of the
    ImageNet class names (the ConSE side), for "no word of the query is one the model knows".
 
@@ -73,9 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     photo_vectors = vectors[[row[name] for name in names]]  # (N, D) in `names` order
     texts = [c["caption"] for c in captions]
     owner = np.array([names.index(c["file_name"]) for c in captions])  # (Q,)
-    started = time.monotonic()
-    queries = np.concatenate([model.encode_search_texts(texts[i:i + 256]) for i in range(0, len(texts), 256)])
-    print(f"encoded {len(texts)} captions in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    cached = args.work / f"queries-{model.fingerprint}.npy"
+    if cached.exists():
+        queries = np.load(cached)
+    else:
+        started = time.monotonic()
+        queries = np.concatenate([model.encode_search_texts(texts[i:i + 256]) for i in range(0, len(texts), 256)])
+        print(f"encoded {len(texts)} captions in {time.monotonic() - started:.0f} s", file=sys.stderr)
+        np.save(cached, queries)
     scores = queries @ photo_vectors.T  # (Q, N) raw scores
 
     rng = np.random.default_rng(0)
@@ -104,26 +112,34 @@ def logistic(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def fit_text(scores: np.ndarray, owner: np.ndarray, rng) -> tuple[float, float]:
+    """Positives: each caption's own photo. Negatives: its five best-scoring other photos (the
+    impostors a user sees at the top of a list, not easy random photos)."""
     q = np.arange(len(owner))
     positive = scores[q, owner]
-    others = rng.integers(0, scores.shape[1] - 1, size=(len(owner), 5))
-    others += others >= owner[:, None]  # never the caption's own photo
-    negative = scores[q[:, None], others].ravel()
+    others = scores.copy()
+    others[q, owner] = -np.inf
+    negative = np.sort(others, axis=1)[:, -5:].ravel()
     return logistic(np.concatenate([positive, negative]), np.r_[np.ones(len(positive)), np.zeros(len(negative))])
 
 
 def fit_image(photo_vectors, queries, owner, rng) -> tuple[tuple[float, float], dict]:
+    """Two photos match when their captions say the same thing: the cosine of their mean caption
+    vectors is in the top 1% of all pairs. Positives: the matched pairs; negatives: each photo's
+    five best-scoring unmatched photos."""
     n = len(photo_vectors)
     mean_caption = np.stack([queries[owner == i].mean(0) for i in range(n)])
     mean_caption /= np.linalg.norm(mean_caption, axis=1, keepdims=True)
     said = mean_caption @ mean_caption.T  # (N, N) how alike the captions are
     upper = np.triu_indices(n, 1)
     cut = float(np.quantile(said[upper], 0.99))
-    raw = (photo_vectors @ photo_vectors.T)[upper]
-    match = (said[upper] >= cut).astype(float)
-    keep = (match == 1) | (rng.random(match.size) < 0.05)  # all matches, a sample of the rest
-    return logistic(raw[keep], match[keep]), {"image_match_caption_cosine": round(cut, 4),
-                                              "image_pairs_matched": int(match.sum())}
+    raw = photo_vectors @ photo_vectors.T  # (N, N)
+    match = said >= cut
+    np.fill_diagonal(match, False)
+    positive = raw[np.triu(match, 1)]
+    impostor = np.where(match | np.eye(n, dtype=bool), -np.inf, raw)
+    negative = np.sort(impostor, axis=1)[:, -5:].ravel()
+    fit = logistic(np.r_[positive, negative], np.r_[np.ones(len(positive)), np.zeros(len(negative))])
+    return fit, {"image_match_caption_cosine": round(cut, 4), "image_pairs_matched": int(len(positive))}
 
 
 def choose_threshold(relevance: np.ndarray, owner: np.ndarray, n: int) -> tuple[float, dict]:
@@ -135,9 +151,10 @@ def choose_threshold(relevance: np.ndarray, owner: np.ndarray, n: int) -> tuple[
 
     best, absent = split(0)
     candidates = np.unique(np.round(best, 3))
-    f1 = [_prf(best < t, absent)[2] for t in candidates]
-    threshold = float(candidates[int(np.argmax(f1))])
-    report = {}
+    youden = [(best[absent] < t).mean() - (best[~absent] < t).mean() for t in candidates]  # TPR - FPR
+    threshold = float(candidates[int(np.argmax(youden))])
+    report = {"tradeoff_split1": {f"{t:.2f}": dict(zip(("precision", "recall"), (round(v, 3) for v in _prf(best < t, absent)[:2])))
+                                  for t in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, threshold)}}
     for name, parity in (("split1_chosen_on", 0), ("split2_held_out", 1)):
         best, absent = split(parity)
         p, r, f = _prf(best < threshold, absent)
