@@ -12,7 +12,6 @@ import threading
 from photosearch.indexer import ipc, resources
 from photosearch.indexer.resources import Log, ServiceError, quiet
 from photosearch.indexer.searcher import Searcher
-from photosearch.indexer.thumbnails import Thumbnails
 
 
 class HttpError(Exception):
@@ -38,6 +37,8 @@ class LibraryBackend:
         self.wanted = resources.model_fingerprint(resources.checkpoint_path(checkpoint)) if checkpoint else None
         if checkpoint and self.wanted is None:
             resources.load_query_model(checkpoint)  # an unusable model is refused now, with its reason
+        from photosearch.indexer.thumbnails import Thumbnails  # Pillow and HEIF: front ends only
+
         self.thumbnails = Thumbnails(self.folder)
         self._lock = threading.RLock()
         self._lib = self._model = self._searcher = None

@@ -160,9 +160,19 @@ def _answer(request: dict, library_dir, checkpoint, log: Log, need_model: bool) 
     if answer is not None and (wanted is None or wanted == answer.get("model_fingerprint")):
         return answer
     require_library(folder)
+    model = load_query_model(checkpoint) if need_model else None
+    if request["op"] == "query" and all(term.get("text") for term in request.get("terms") or ()):
+        from photosearch.storage.reader import LibraryReader, ReaderUnavailable
+
+        # The common case without SQLAlchemy (its import is half a cold query); anything the
+        # light reader cannot serve is answered, and explained, by the full library below.
+        try:
+            with LibraryReader.open(folder) as reader:
+                return Searcher(reader, folder, model=model, checkpoint=checkpoint, log=log).answer(request)
+        except ReaderUnavailable:
+            pass
     from photosearch.storage import Library
 
-    model = load_query_model(checkpoint) if need_model else None
     with Library.open(folder, read_only=True) as lib:
         return Searcher(lib, folder, model=model, checkpoint=checkpoint, log=log).answer(request)
 

@@ -13,12 +13,9 @@ from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session
 
 from .errors import StorageError
-from .migrations import SCHEMA_VERSION_KEY
+from .meta_keys import GENERATION, RESERVED, SCHEMA_VERSION_KEY, VECTOR_DIM  # noqa: F401 (re-exported)
 from .tables import MetaRow
 
-VECTOR_DIM = "vector_dim"  # D of every stored vector; unset while there are none
-GENERATION = "vectors_generation"  # bumped by every commit that changes vectors
-RESERVED = frozenset({SCHEMA_VERSION_KEY, VECTOR_DIM, GENERATION})
 
 
 def get(session: Session, key: str, default: Any = None) -> Any:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-
-from sqlalchemy import Connection, Engine, inspect, text
+from typing import TYPE_CHECKING
 
 from .errors import SchemaError
+from .meta_keys import SCHEMA_VERSION_KEY
 
-SCHEMA_VERSION_KEY = "schema_version"
+if TYPE_CHECKING:  # SQLAlchemy is imported where it runs: `SCHEMA_VERSION` stays light to read
+    from sqlalchemy import Connection, Engine
 
 
 def _create_v1(conn: Connection) -> None:
@@ -96,6 +97,8 @@ SCHEMA_VERSION = max(MIGRATIONS)
 
 def schema_version(conn: Connection) -> int:
     """The version recorded in the database; 0 for an empty database."""
+    from sqlalchemy import inspect, text
+
     if not inspect(conn).has_table("meta"):
         return 0
     raw = conn.execute(
@@ -122,6 +125,8 @@ def check_version(version: int) -> None:
 
 def migrate(engine: Engine) -> int:
     """Upgrade the database to ``SCHEMA_VERSION`` one step at a time; return the final version."""
+    from sqlalchemy import text
+
     with engine.begin() as conn:
         version = schema_version(conn)
     check_version(version)

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import String
-from sqlalchemy.types import TypeDecorator
-
 _SURROGATE_ESCAPE = re.compile("[\udc80-\udcff]")
 _STORED_BYTE = re.compile("\x00([\x80-\xff])")
 
@@ -31,16 +28,3 @@ def from_stored(text: str) -> str:
     if "\x00" not in text:
         return text
     return _STORED_BYTE.sub(lambda m: chr(0xDC00 + ord(m.group(1))), text)
-
-
-class PathText(TypeDecorator):
-    """A ``String`` column holding file paths (see the module docstring)."""
-
-    impl = String
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        return None if value is None else to_stored(value)
-
-    def process_result_value(self, value, dialect):
-        return None if value is None else from_stored(value)

@@ -10,8 +10,22 @@ from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
-from .path_text import PathText
+from .path_text import from_stored, to_stored
+
+
+class PathText(TypeDecorator):
+    """A ``String`` column holding file paths, any bytes included (see ``storage.path_text``)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else to_stored(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else from_stored(value)
 
 
 class Base(DeclarativeBase):

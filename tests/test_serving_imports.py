@@ -108,6 +108,18 @@ def test_query(indexed):
     assert heavy_loaded(result.stderr) == []
 
 
+def test_cold_query_reads_without_sqlalchemy(indexed):
+    """A cold query reads the library through `storage.reader` (Python's sqlite3): SQLAlchemy's
+    import alone is ~0.25 s, half of the query. Pillow and HEIF support are not needed either."""
+    probe = PROBE.replace(repr(HEAVY), repr(("sqlalchemy", "PIL", "pi_heif")))
+    result = subprocess.run([sys.executable, "-c", probe, "--library", str(indexed["library"]), "query",
+                             "-k", "2", "a red circle"], capture_output=True, text=True, timeout=300,
+                            env=subprocess_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [LINE.match(line).group(1) for line in result.stdout.splitlines()] == ["1", "2"], result.stdout
+    assert heavy_loaded(result.stderr) == []
+
+
 def test_similar(indexed):
     photo = indexed["photos"] / "red_circle.png"
     result = run("--library", indexed["library"], "similar", photo, "-k", "2", "--json")
