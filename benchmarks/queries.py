@@ -139,13 +139,13 @@ t = {{}}; s = time.perf_counter()
 def step(name):
     global s
     t[name] = time.perf_counter() - s; s = time.perf_counter()
-from photosearch.indexer import service; from photosearch.indexer.searcher import Searcher; from photosearch.storage import Library
-import sqlalchemy, faiss; step('imports (cli, service, storage, SQLAlchemy, FAISS)')
+from photosearch.indexer import service; from photosearch.indexer.searcher import Searcher; from photosearch.storage.reader import LibraryReader
+import faiss; step('imports (cli, service, storage reader, FAISS)')
 model = service.load_query_model({str(checkpoint)!r}); step('load query model (' + type(model).__name__ + ', text tower)')
-lib = Library.open({str(folder)!r}, read_only=True); step('open library (read-only)')
+lib = LibraryReader.open({str(folder)!r}); step('open library (storage.reader, as a cold query)')
 v = model.encode_search_texts(['white chair'])[0]; step('encode text')
 lib.search(v, 10); step('search')
-heavy = [m for m in ('torch', 'transformers', 'torchvision', 'timm', 'onnxruntime') if m in sys.modules]
+heavy = [m for m in ('torch', 'transformers', 'torchvision', 'timm', 'sqlalchemy') if m in sys.modules]
 print(json.dumps({{'steps': t, 'heavy': heavy}}))
 """
     import subprocess

@@ -56,7 +56,7 @@ def index(ctx, paths, checkpoint, as_json) -> None:
         photosearch index ~/Pictures /mnt/photos
     """
     with user_errors(), _progress_bar("indexing") as progress:
-        report = service.index(list(paths), _library(ctx), checkpoint, progress)
+        report = service.index(list(paths), _library(ctx), checkpoint, progress, warn)
     _print_report(report, as_json)
 
 
@@ -189,7 +189,7 @@ def reindex(ctx, checkpoint, as_json) -> None:
         photosearch reindex --checkpoint checkpoints/minilm.safetensors
     """
     with user_errors(), _progress_bar("reindexing") as progress:
-        report = service.reindex(_library(ctx), checkpoint, progress)
+        report = service.reindex(_library(ctx), checkpoint, progress, warn)
     _print_report(report, as_json)
 
 
@@ -261,6 +261,10 @@ def format_status(report: dict) -> str:
     state = "starting" if daemon.get("starting") else "running"
     lines.append("daemon:   " + (f"{state} (pid {daemon['pid']})" if daemon["running"] else "not running")
                  + (f", scanning {scan['done']}/{scan['total']} photos" if scan else ""))
+    if daemon.get("waiting"):
+        waiting = daemon["waiting"]
+        what = f"{waiting['photos']} photos" if waiting["photos"] else "the scan"
+        lines.append(f"  waiting to retry: {what} ({waiting['cause']})")
     if daemon.get("unwatched"):
         lines.append(f"  warning: {daemon['unwatched_count']} folder(s) past the inotify watch limit "
                      f"(fs.inotify.max_user_watches) are polled every {daemon['unwatched_poll_s']:g} s "

@@ -25,7 +25,7 @@ import os
 import signal
 import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 from photosearch.indexer import service
@@ -33,6 +33,7 @@ from photosearch.indexer.coverage import POLL_UNWATCHED_S
 from photosearch.indexer.ipc import SocketServer
 from photosearch.indexer.lock import LibraryLock
 from photosearch.indexer.service import Log, ServiceError
+from photosearch.indexer.write_faults import named_faults, until_written
 
 PROGRESS_EVERY_S = 0.5  # seconds between two progress lines on stderr
 
@@ -53,10 +54,26 @@ def watch(paths: list[str], library_dir: str | None = None, checkpoint: str | No
     with ExitStack() as stack:
         stack.enter_context(LibraryLock(folder, "watch"))
         stack.enter_context(_stop_on_signals(stop))
-        model, lib = stack.enter_context(service.opened_model_and_library(folder, checkpoint))
-        service.ensure_same_model(lib, model.fingerprint)
-        for root in roots:
-            lib.add_root(root)
+        model = service.load_model(checkpoint)
+
+        opened = []
+
+        def open_library():
+            from photosearch.storage import Library
+
+            with named_faults(folder):
+                if not opened:
+                    opened.append(stack.enter_context(_closed_on_exit(Library.open(folder))))
+                lib = opened[0]
+                service.ensure_same_model(lib, model.fingerprint)
+                for root in roots:
+                    lib.add_root(root)
+            return lib
+
+        # A full disk or another program's lock is waited out here too, said once: never the end.
+        lib = until_written(open_library, log, lambda fault: True, stop.wait)
+        if lib is None:
+            return {}  # stopped while waiting
         daemon = Daemon(lib, model, folder, log, stop, settle_s, poll_s, poll_unwatched_s)
         return daemon.run()
 
@@ -73,6 +90,7 @@ class Daemon:
         self._last_progress = 0.0
         self._report: dict = {}
         self._scanning: dict | None = None  # {"done", "total"} of the scan under way
+        self._waiting: dict | None = None  # {"photos", "cause"}: the scan waits for a writable library
 
     def run(self) -> dict:
         from photosearch.indexer.embedder import Embedder
@@ -102,18 +120,37 @@ class Daemon:
                         self._scan(sorted(changed))
             finally:
                 self._stop_watcher(watcher)
-                self.lib.save_index()
-        self.log("photosearch daemon stopped; index saved")
+                saved = self._save_on_exit()
+        self.log("photosearch daemon stopped" + ("; index saved" if saved else ""))
         return self._report
+
+    def _save_on_exit(self) -> bool:
+        """Save the FAISS index; on a full disk say why it could not be (the vectors are safe
+        in SQLite and the next start rebuilds the file) instead of ending in an error."""
+        from photosearch.storage import StorageError
+
+        try:
+            self.lib.save_index()
+        except StorageError as exc:
+            self.log(f"warning: {exc}")
+            return False
+        return True
 
     # -- scanning ----------------------------------------------------------------------------
     def _scan(self, roots: list[str]) -> None:
         """Reconcile `roots` in the daemon's own thread; a stop request ends it between batches."""
+        from photosearch.indexer.scan_outcomes import ScanReport
         from photosearch.storage import IndexSaveError
 
         started = time.monotonic()
-        try:
-            report = self.scanner.scan(roots, stop=self.stop)
+
+        def scan_once():
+            with named_faults(self.folder):
+                return self.scanner.scan(roots, stop=self.stop)
+
+        try:  # a fault of the library (disk full, locked...) is waited out, said once: never the end
+            report = until_written(scan_once, self.log, lambda fault: True, self.stop.wait, self._wait_for)
+            report = report or ScanReport(interrupted=True)  # stopped while waiting
         except IndexSaveError as exc:  # disk full: keep going, the watcher saves again later
             self.log(f"warning: {exc}")
             return
@@ -121,6 +158,9 @@ class Daemon:
             self._scanning = None
         self._report = service.report_dict(report, roots, time.monotonic() - started)
         self.log(_summary(report, time.monotonic() - started))
+
+    def _wait_for(self, fault) -> None:
+        self._waiting = None if fault is None else {"photos": fault.not_stored or 0, "cause": fault.fault}
 
     def _progress(self, done: int, total: int) -> None:
         if threading.get_ident() != self._thread:
@@ -136,9 +176,11 @@ class Daemon:
         def answer(request: dict) -> dict:
             reply = searcher.answer(request)
             if request.get("op") == "status":
-                unwatched = self._watcher.unwatched() if self._watcher is not None else []
+                watcher = self._watcher
+                unwatched = watcher.unwatched() if watcher is not None else []
+                waiting = self._waiting or (watcher.retries.waiting() if watcher is not None else None)
                 reply["daemon"].update(unwatched=unwatched, unwatched_count=len(unwatched),
-                                       unwatched_poll_s=self.poll_unwatched_s)
+                                       unwatched_poll_s=self.poll_unwatched_s, waiting=waiting)
             return reply
         return answer
 
@@ -217,6 +259,20 @@ def _forwarded_logging(log: Log):
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
+
+
+@contextmanager
+def _closed_on_exit(lib):
+    """Close `lib` at the end. Its last save may fail (a full disk): the daemon has said so
+    already (`Daemon._save_on_exit`), the vectors are safe in SQLite, and an error in hand
+    must not be hidden by it."""
+    from photosearch.storage import StorageError
+
+    try:
+        yield lib
+    finally:
+        with suppress(StorageError):
+            lib.close()
 
 
 @contextmanager

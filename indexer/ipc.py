@@ -190,7 +190,11 @@ class SocketServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        private = Path(tempfile.mkdtemp(prefix=".sock-", dir=self.path.parent))  # mode 0700
+        try:  # a read-only or full file system fails here or at the bind below
+            private = Path(tempfile.mkdtemp(prefix=".sock-", dir=self.path.parent))  # mode 0700
+        except OSError as exc:
+            raise IpcError(f"cannot create the daemon's socket in {self.path.parent}: "
+                           f"{exc.strerror or exc}") from None
         try:
             staged = private / SOCKET_NAME
             try:

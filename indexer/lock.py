@@ -34,6 +34,12 @@ class LockHeld(Exception):
                          f"stop it first (kill {pid or '<pid>'})")
 
 
+class LockUnavailable(Exception):
+    """The lock file cannot be made (a folder that cannot be written, a disk without room)."""
+
+    user_facing = True
+
+
 class LibraryLock:
     """Exclusive, non-blocking lock on `<folder>/daemon.lock`; a context manager."""
 
@@ -44,8 +50,12 @@ class LibraryLock:
 
     def acquire(self) -> None:
         """Take the lock or raise LockHeld naming the holder; never waits."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise LockUnavailable(f"cannot make the library's lock file {self.path}: {exc.strerror}; "
+                                  "free some space there or choose another --library") from None
         for attempt in range(3):  # `holder()` takes the lock shared for a moment: retry briefly
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -56,15 +66,21 @@ class LibraryLock:
                     os.close(fd)
                     raise LockHeld(self.path, pid, command) from None
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {self.command}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {self.command}\n".encode(), 0)
+        except OSError:
+            pass  # e.g. a full disk: the lock is held all the same, only its holder goes unnamed
         self._fd = fd
 
     def release(self) -> None:
         """Drop the lock (the file stays: removing it would race with the next holder)."""
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            os.ftruncate(fd, 0)
+            try:
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
             os.close(fd)  # closing the descriptor releases the flock
 
     def __enter__(self) -> LibraryLock:

@@ -31,13 +31,14 @@ handful of created/changed/deleted paths) and `move_path` (a rename it saw happe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
-from photosearch.storage import INDEXED, MISSING, IndexSaveError, Library, PhotoRecord
+from photosearch.storage import INDEXED, MISSING, IndexSaveError, Library, PhotoRecord, StorageError, storage_fault
 
 from photosearch.indexer.copies import Copies
 from photosearch.indexer.embedder import Embedder
@@ -51,6 +52,7 @@ from photosearch.indexer.scan_outcomes import (
     ScanReport, Waiting, apply_rename, forget_later, gone, record_failure, remove_vanished,
     settle_without_model, store_embedded, walk_error_recorder,
 )
+from photosearch.indexer.write_faults import WriteFault
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]  # (files settled so far, files seen in total)
@@ -78,6 +80,7 @@ class Scanner:
         self.hash_workers = hash_workers
         self.on_progress = on_progress
         self._batches = 0
+        self._save_failure: str | None = None  # the last periodic save's error, said once
         self._done = self._total = 0
         self._stop: threading.Event | None = None
         self._model_checked = False
@@ -88,17 +91,36 @@ class Scanner:
         """Reconcile each root (default: the library's registered roots) with the disk.
 
         Setting `stop` ends the scan after the batch in flight (`report.interrupted`);
-        everything committed so far stays, and removals wait for a complete scan.
+        everything committed so far stays, and removals wait for a complete scan. A write
+        that fails for a passing storage fault (disk full, database locked...) ends the scan
+        with `WriteFault`, which counts the photos not stored; a rerun carries on.
         """
         self._check_model()
         self._stop = stop
+        self._done = self._total = 0
+        self._counted = False  # the walk is done: `_total` photos are known
+        report = ScanReport()
+        try:
+            return self._scan(roots, report)
+        except IndexSaveError:
+            raise  # every batch is stored; only the FAISS file is behind (it says so itself)
+        except StorageError as exc:
+            fault = storage_fault(exc, self.lib.folder)
+            if fault is None:
+                raise
+            not_stored = self._total - self._done if self._counted else None
+            raise WriteFault(fault, not_stored, self.lib.folder, report) from exc
+        finally:
+            self._stop = None
+
+    def _scan(self, roots: Iterable[str | os.PathLike] | None, report: ScanReport) -> ScanReport:
         if not self.lib.read_only:
             settle_roots(self.lib)  # a library from before roots were resolved
         if roots is None:
             roots = [root.path for root in self.lib.roots()]
         roots = scan_roots(roots)
         self.path_filter = self.path_filter.with_roots([root.path for root in self.lib.roots()] + roots)
-        report, plans, scanned = ScanReport(), [], []
+        plans, scanned = [], []
         for root in roots:
             known = {record.path: record for record in self.lib.photos_under(root)}
             if looks_unmounted(root) and known:
@@ -116,6 +138,7 @@ class Scanner:
             plans.append((disk, known, errors))
             scanned.append(root)
         self._start_progress(sum(len(disk) for disk, _, _ in plans))
+        self._counted = True
         try:
             vanished: dict[str, PhotoRecord] = {}
             for disk, known, errors in plans:
@@ -125,9 +148,13 @@ class Scanner:
             for root in unplugged:
                 report.missing += self.lib.mark_missing_under(root)
             self._remove(vanished, report, keep_under=unplugged)  # after all roots claimed moves
-        finally:
-            self._stop = None
-            self.lib.save_index()
+        except BaseException:
+            # Save what was committed if the disk lets us; the error that stopped the scan
+            # is the one to tell, not a save that failed after it for the same reason.
+            with contextlib.suppress(StorageError):
+                self.lib.save_index()
+            raise
+        self.lib.save_index()
         return report
 
     def sync_paths(self, paths: Iterable[str | os.PathLike]) -> ScanReport:
@@ -244,7 +271,11 @@ class Scanner:
             try:
                 self.lib.save_index()
             except IndexSaveError as exc:  # e.g. disk full: the vectors are safe in SQLite
-                log.warning("%s", exc)
+                if str(exc) != self._save_failure:  # said once while it lasts
+                    log.warning("%s", exc)
+                self._save_failure = str(exc)
+            else:
+                self._save_failure = None
 
     def _accepts(self, path: str, roots: list[str]) -> bool:
         root = next((r for r in roots if is_under(path, r)), None)

@@ -19,6 +19,7 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 from photosearch.indexer import ipc
 from photosearch.indexer.lock import LibraryLock
@@ -28,7 +29,10 @@ from photosearch.indexer.resources import (  # noqa: F401 - the command layer's 
     model_fingerprint, model_mismatch, quiet, require_library,
 )
 from photosearch.indexer.searcher import Searcher
+from photosearch.indexer.write_faults import PASSING, WriteFault, named_faults, until_written
 from photosearch.storage.search_filter import SearchFilter
+
+WRITE_PATIENCE_S = 600.0  # how long `index` and `reindex` wait for a library they cannot write
 
 
 # -- the commands ------------------------------------------------------------------------------
@@ -62,37 +66,45 @@ def status(library_dir: str | None = None, checkpoint: str | None = None, log: L
 
 
 def index(paths: list[str], library_dir: str | None = None, checkpoint: str | None = None,
-          progress: Progress | None = None) -> dict:
-    """Scan `paths` once (they are remembered as the library's roots) and embed what is new."""
+          progress: Progress | None = None, log: Log = quiet) -> dict:
+    """Scan `paths` once (they are remembered as the library's roots) and embed what is new.
+
+    A library another program keeps locked (or a disk I/O error) is waited out for up to
+    `WRITE_PATIENCE_S`, said once through `log`; a full disk ends it at once with
+    `WriteFault` counting the photos not stored."""
     roots = [_absolute(p) for p in paths]
     for root in roots:
         if not os.path.isdir(root):
             raise ServiceError(f"folder not found: {root}")
     folder = library_folder(library_dir)
-    with LibraryLock(folder, "index"), opened_model_and_library(folder, checkpoint) as (model, lib):
-        ensure_same_model(lib, model.fingerprint)
-        # Registered by real path, and never overlapping: `index ~/Pictures` where that is a
-        # link to the root /data/photos scans (and reports) /data/photos.
-        covering = [lib.add_root(root).path for root in roots]
-        return scan(lib, model, list(dict.fromkeys(covering)), progress)
+    with LibraryLock(folder, "index"), named_faults(folder), \
+            opened_model_and_library(folder, checkpoint) as (model, lib):
+        def roots_to_scan() -> list[str]:
+            ensure_same_model(lib, model.fingerprint)
+            # Registered by real path, and never overlapping: `index ~/Pictures` where that is a
+            # link to the root /data/photos scans (and reports) /data/photos.
+            return list(dict.fromkeys(lib.add_root(root).path for root in roots))
+
+        return scan(lib, model, roots_to_scan, progress, log)
 
 
 def reindex(library_dir: str | None = None, checkpoint: str | None = None,
-            progress: Progress | None = None) -> dict:
+            progress: Progress | None = None, log: Log = quiet) -> dict:
     """Drop every vector and embed every photo of the library's roots again with this model.
 
     A reindex that stopped (Ctrl-C, a crash) is remembered: the next `reindex` with the same model
     embeds only what is left, and `query`/`status` say how to finish it meanwhile."""
     folder = library_folder(library_dir)
     require_library(folder)
-    with LibraryLock(folder, "reindex"), opened_model_and_library(folder, checkpoint) as (model, lib):
+    with LibraryLock(folder, "reindex"), named_faults(folder), \
+            opened_model_and_library(folder, checkpoint) as (model, lib):
         roots = [root.path for root in lib.roots()]
         if lib.get_meta(REINDEX_META_KEY) != model.fingerprint:  # else: finish the one that stopped
             with lib.transaction():
                 lib.clear_vectors()
                 lib.set_meta(MODEL_META_KEY, model.fingerprint)
                 lib.set_meta(REINDEX_META_KEY, model.fingerprint)
-        report = scan(lib, model, roots, progress)
+        report = scan(lib, model, roots, progress, log)
         if not report["interrupted"]:
             lib.set_meta(REINDEX_META_KEY, None)
         return report
@@ -103,24 +115,43 @@ def reindex(library_dir: str | None = None, checkpoint: str | None = None,
 def opened_model_and_library(folder: Path, checkpoint):
     """(the model, the library opened for writing), the library closed on exit."""
     model = load_model(checkpoint)
-    from photosearch.storage import Library
+    from photosearch.storage import Library, StorageError
 
     lib = Library.open(folder)
     try:
         yield model, lib
-    finally:
-        lib.close()
+    except BaseException:
+        with contextlib.suppress(StorageError):  # the error in hand is the one to tell
+            lib.close()
+        raise
+    lib.close()
 
 
-def scan(lib, model, roots: list[str], progress: Progress | None = None) -> dict:
-    """One reconciliation of `roots` (indexer.scanner), reported as a dict."""
+def scan(lib, model, roots: list[str] | Callable[[], list[str]], progress: Progress | None = None,
+         log: Log = quiet) -> dict:
+    """One reconciliation of `roots` (indexer.scanner), reported as a dict; a passing write
+    fault (another program's lock, an I/O error) is waited out for `WRITE_PATIENCE_S`.
+
+    `roots` may be a function that registers them first: it is called again on each try."""
     from photosearch.indexer.embedder import Embedder
     from photosearch.indexer.scanner import Scanner
 
     started = time.monotonic()
+
+    def keep_trying(fault: WriteFault) -> bool:
+        return fault.fault in PASSING and time.monotonic() - started < WRITE_PATIENCE_S
+
     with Embedder(model) as embedder:
-        report = Scanner(lib, embedder, on_progress=progress).scan(roots)
-    return report_dict(report, roots, time.monotonic() - started)
+        scanner = Scanner(lib, embedder, on_progress=progress)
+        scanned: list[str] = []
+
+        def attempt():
+            with named_faults(lib.folder):
+                scanned[:] = roots() if callable(roots) else roots
+            return scanner.scan(scanned)
+
+        report = until_written(attempt, log, keep_trying, sleep=lambda seconds: time.sleep(seconds) or False)
+    return report_dict(report, scanned, time.monotonic() - started)
 
 
 def report_dict(report, roots: list[str], seconds: float) -> dict:

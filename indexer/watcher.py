@@ -42,10 +42,12 @@ from photosearch.indexer.photo_events import (  # noqa: F401 - names importable 
 )
 from photosearch.indexer.scanner import ScanReport, Scanner
 from photosearch.indexer.settling import SettlingPaths
+from photosearch.indexer.write_faults import Retries
 
 log = logging.getLogger(__name__)
 
-RETRY_S = 5.0  # a batch that could not be applied (disk full, database busy) is retried after this
+RETRY_S = 1.0  # first pause before a batch that could not be written (disk full, database locked)
+RETRY_CAP_S = 60.0  # ... doubling after each failed try, up to this
 
 
 class Watcher:
@@ -84,6 +86,9 @@ class Watcher:
         self._worker: threading.Thread | None = None
         self._last_save = time.monotonic()
         self._dirty = False
+        # changes waiting for a library they can be written to; `retries.waiting()` for status
+        self.retries = Retries(log, RETRY_S, RETRY_CAP_S, getattr(scanner.lib, "folder", None))
+        self._save_failure: str | None = None  # the last save's error, said once
         self._busy = False  # a change has been taken off the queue and is not applied yet
         self._poll_s = min(0.2, max(0.05, settle_s / 2))  # queue wait per worker step
 
@@ -166,13 +171,25 @@ class Watcher:
             for root in self.roots:  # before the scan: nothing added meanwhile is missed
                 self._guarded(lambda root=root: self._follow_links(root))
             if scan_first:
-                self._guarded(lambda: self._report(self.scanner.scan(self.roots, self._stop)))
+                self._first_scan()
                 self._busy = False
             while not self._stop.is_set():
                 self._guarded(lambda: self.process_once(timeout=self._poll_s))
         finally:
             if self._dirty:
                 self._guarded(self._save)
+
+    def _first_scan(self) -> None:
+        """The scan before any event: tried again with back-off until it goes through (or the
+        watcher stops), never skipped, whatever stopped it; said once (`Retries`)."""
+        while not self._stop.is_set():
+            try:
+                self._report(self.scanner.scan(self.roots, self._stop))
+            except Exception as exc:  # noqa: BLE001 - the watch goes on; the scan is tried again
+                self._stop.wait(self.retries.failed(exc))
+            else:
+                self.retries.succeeded(scanned=True)
+                return
 
     @staticmethod
     def _guarded(step: Callable[[], None]) -> None:
@@ -209,24 +226,28 @@ class Watcher:
             self._save()
 
     def _sync_or_retry(self, paths: list[str]) -> None:
-        """Apply settled paths; if that fails as a whole, keep them pending for a retry."""
+        """Apply settled paths; if that fails as a whole, keep them pending for a retry after
+        a pause that grows while the failures go on (`Retries` says the cause once)."""
         try:
             self._sync(paths)
-        except Exception:  # noqa: BLE001 - never drop a change: the library would drift
-            log.exception("photo watcher: %d change(s) could not be applied; retrying in %g s",
-                          len(paths), RETRY_S)
+        except Exception as exc:  # noqa: BLE001 - never drop a change: the library would drift
+            delay = self.retries.failed(exc, paths)
             for path in paths:
-                self._settling.watch(path, delay=RETRY_S)
+                self._settling.watch(path, delay=delay)
+        else:
+            self.retries.succeeded(paths)
 
     def _save(self) -> None:
-        """Save the FAISS index; a failure (disk full) is logged once per try, not raised:
+        """Save the FAISS index; a failure (disk full) is said once while it lasts, not raised:
         the vectors are safe in SQLite and the previous index file is left intact."""
         try:
             self.scanner.lib.save_index()
         except StorageError as exc:
-            log.error("photo watcher: %s", exc)
+            if str(exc) != self._save_failure:  # said once, not every interval
+                log.error("photo watcher: %s", exc)
+            self._save_failure = str(exc)
         else:
-            self._dirty = False
+            self._dirty, self._save_failure = False, None
 
     def _drain(self, timeout: float) -> None:
         try:
@@ -246,9 +267,8 @@ class Watcher:
             self._settling.forget(change.path)  # it is not there anymore
             try:
                 self._report(self.scanner.move_path(change.path, change.dest))
-            except Exception:  # noqa: BLE001 - settle both ends from the disk instead
-                log.exception("photo watcher: could not apply the move of %s", change.path)
-                self._settling.watch(change.path)
+            except Exception as exc:  # noqa: BLE001 - settle both ends from the disk instead
+                self._settling.watch(change.path, delay=self.retries.failed(exc, [change.path]))
             # unknown sources (x.jpg.part) and edits still need a look
             self._settling.watch(change.dest)
             if os.path.isdir(change.dest):  # links inside a renamed folder have new paths

@@ -34,6 +34,7 @@ _HOME = {  # exported name -> the submodule that defines it
     "RootRecord": "records",
     "SearchHit": "records",
     "IndexConfig": "vector_index",
+    "storage_fault": "faults",
 }
 
 __all__ = sorted(_HOME)
@@ -67,4 +68,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .library_dir import default_library_dir
     from .recall import recall_at_k
     from .records import FAILED, INDEXED, MISSING, PENDING, STATUSES, PhotoRecord, RootRecord, SearchHit
+    from .faults import storage_fault
     from .vector_index import IndexConfig

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from . import meta, photos, roots, vector_rows
 from .database import make_engine, storage_errors
-from .errors import StorageError
+from .errors import IndexSaveError, StorageError
 from .library_core import PathLike
 from .library_photos import PhotoMethods
 from .library_vectors import VectorMethods
@@ -79,7 +79,10 @@ class Library(PhotoMethods, VectorMethods):
             library = cls(engine, folder, config, read_only)
             library._vectors.load()
             if library._vectors.repair is not None and not read_only:
-                library._vectors.save()
+                try:
+                    library._vectors.save()
+                except IndexSaveError:
+                    pass  # e.g. a full disk: the rebuilt index serves from memory and is saved later
         except BaseException:
             engine.dispose()
             raise

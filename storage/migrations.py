@@ -4,12 +4,18 @@
 file). Each step runs in its own transaction together with the ``schema_version`` bump, so a
 crash mid-upgrade leaves the database at the previous version. A database newer than
 ``SCHEMA_VERSION`` is refused with :class:`SchemaError` rather than guessed at.
+
+A step listed in ``REBUILDS`` rebuilds a table that others reference (SQLite cannot change a
+primary key in place): it runs with foreign keys off, as SQLite's own "12-step" procedure
+says, so that dropping the old table does not cascade into its references, and the rows'
+references are checked (``PRAGMA foreign_key_check``) before the step commits.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from .errors import SchemaError
@@ -67,14 +73,53 @@ def _v1_to_v2(conn: Connection) -> None:
     )
 
 
+PHOTO_COLUMNS = (
+    "id, path, size, mtime, fingerprint, width, height, indexed_at, model_fingerprint, status, error, taken_at"
+)
+
+
 def _v2_to_v3(conn: Connection) -> None:
+    """Photo ids are never handed out again: ``photos.id`` becomes AUTOINCREMENT.
+
+    Without it SQLite gives a new photo max(id) + 1, so deleting the newest photo let the
+    next one take its id, and an old ``/photo/ID`` link (or a cached thumbnail) showed
+    another photo. The table is rebuilt keeping every id, so vectors (``vectors.photo_id``)
+    and the FAISS file (keyed by photo id) stay as they are. Ids above the highest surviving
+    one that were deleted before this upgrade left no trace and can still come back once.
+    """
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE photos_v3 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            path TEXT NOT NULL UNIQUE,
+            size INTEGER NOT NULL,
+            mtime FLOAT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            width INTEGER,
+            height INTEGER,
+            indexed_at DATETIME,
+            model_fingerprint TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            error TEXT,
+            taken_at DATETIME
+        )
+        """
+    )
+    conn.exec_driver_sql(f"INSERT INTO photos_v3 ({PHOTO_COLUMNS}) SELECT {PHOTO_COLUMNS} FROM photos")
+    conn.exec_driver_sql("DROP TABLE photos")  # its indexes go with it
+    conn.exec_driver_sql("ALTER TABLE photos_v3 RENAME TO photos")
+    conn.exec_driver_sql("CREATE INDEX ix_photos_fingerprint ON photos (fingerprint)")
+    conn.exec_driver_sql("CREATE INDEX ix_photos_status_path ON photos (status, path)")
+
+
+def _v3_to_v4(conn: Connection) -> None:
     """Taken-at for every photo: the EXIF time where there was one, else the file's mtime.
 
     ``taken_at`` becomes the time a photo was taken as a local wall time for every row (the
     date filters and the gallery's order use it), ``taken_source`` says where it came from
     ("exif" or "mtime") and ``taken_offset`` is its UTC offset in minutes when known (EXIF
-    OffsetTimeOriginal; for an mtime, this machine's offset at that moment). Rows of v2 with
-    an EXIF time keep it (offset unknown: v2 did not read it); the others get their mtime.
+    OffsetTimeOriginal; for an mtime, this machine's offset at that moment). Rows with an EXIF
+    time keep it (offset unknown: v3 did not read it); the others get their mtime.
     """
     conn.exec_driver_sql("ALTER TABLE photos ADD COLUMN taken_offset INTEGER")
     conn.exec_driver_sql("ALTER TABLE photos ADD COLUMN taken_source TEXT")
@@ -91,7 +136,9 @@ def _v2_to_v3(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_photos_taken_at ON photos (taken_at)")
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_v1, 2: _v1_to_v2, 3: _v2_to_v3}
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_v1, 2: _v1_to_v2, 3: _v2_to_v3, 4: _v3_to_v4}
+REBUILDS = {3}  # steps that rebuild a referenced table: run with foreign keys off
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -131,7 +178,7 @@ def migrate(engine: Engine) -> int:
         version = schema_version(conn)
     check_version(version)
     for target in range(version + 1, SCHEMA_VERSION + 1):
-        with engine.execution_options(photosearch_begin="IMMEDIATE").begin() as conn:
+        with _step(engine, foreign_keys=target not in REBUILDS) as conn:
             if schema_version(conn) >= target:  # another process upgraded it meanwhile
                 continue
             MIGRATIONS[target](conn)
@@ -139,7 +186,30 @@ def migrate(engine: Engine) -> int:
                 text("INSERT OR REPLACE INTO meta (key, value) VALUES (:k, :v)"),
                 {"k": SCHEMA_VERSION_KEY, "v": json.dumps(target)},
             )
+            if not foreign_keys_hold(conn):
+                raise SchemaError(f"upgrading the library to schema version {target} broke references")
     return SCHEMA_VERSION
+
+
+@contextmanager
+def _step(engine: Engine, foreign_keys: bool) -> Iterator[Connection]:
+    """One migration step's write transaction, with foreign keys enforced or (for a table
+    rebuild) off; the pragma only takes effect outside a transaction, hence the raw call."""
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        if not foreign_keys:
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.execution_options(photosearch_begin="IMMEDIATE").begin():
+                yield conn
+        finally:
+            if not foreign_keys:
+                raw.execute("PRAGMA foreign_keys=ON")
+
+
+def foreign_keys_hold(conn: Connection) -> bool:
+    """True when every reference in the database points at an existing row."""
+    return conn.exec_driver_sql("PRAGMA foreign_key_check").first() is None
 
 
 def require_current(engine: Engine) -> None:

@@ -43,7 +43,10 @@ class MetaRow(Base):
 
 class PhotoRow(Base):
     __tablename__ = "photos"
-    __table_args__ = (Index("ix_photos_status_path", "status", "path"),)  # added in schema v2
+    __table_args__ = (
+        Index("ix_photos_status_path", "status", "path"),  # added in schema v2
+        {"sqlite_autoincrement": True},  # schema v3: an id that left is never handed out again
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     path: Mapped[str] = mapped_column(PathText, unique=True)  # any file name, even non-UTF-8
@@ -56,9 +59,9 @@ class PhotoRow(Base):
     model_fingerprint: Mapped[str | None] = mapped_column(String)
     status: Mapped[str] = mapped_column(String)
     error: Mapped[str | None] = mapped_column(PathText)  # reasons may quote file names
-    taken_at: Mapped[datetime | None] = mapped_column(index=True)  # added in v2; index in v3
-    taken_offset: Mapped[int | None]  # added in schema v3: minutes east of UTC, if known
-    taken_source: Mapped[str | None] = mapped_column(String)  # added in v3: "exif" or "mtime"
+    taken_at: Mapped[datetime | None] = mapped_column(index=True)  # added in v2; index in v4
+    taken_offset: Mapped[int | None]  # added in schema v4: minutes east of UTC, if known
+    taken_source: Mapped[str | None] = mapped_column(String)  # added in v4: "exif" or "mtime"
 
 
 class VectorRow(Base):

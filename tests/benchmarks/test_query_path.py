@@ -43,7 +43,8 @@ def test_query_answered_by_the_daemon_imports_neither_torch_nor_storage_engines(
 
 
 def test_query_without_a_daemon_imports_no_torch_with_the_shipped_model(tmp_path):
-    """The cold path: a MiniLM checkpoint's queries are encoded without torch or transformers."""
+    """The cold path: a MiniLM checkpoint's queries are encoded without torch or transformers,
+    and the library is read without SQLAlchemy."""
     import numpy as np
 
     from photosearch.indexer.service import DEFAULT_CHECKPOINT, MODEL_META_KEY, model_fingerprint
@@ -71,4 +72,4 @@ def test_query_without_a_daemon_imports_no_torch_with_the_shipped_model(tmp_path
             "except SystemExit: pass")
     lines = _imported(code)
     assert sorted(lines[:3]) == [str(f) for f in files]
-    assert lines[3] == "heavy: ['sqlalchemy', 'faiss']"
+    assert lines[3] == "heavy: ['faiss']"  # the library is read through sqlite3 (storage.reader)

@@ -100,7 +100,8 @@ def test_one_daemon_per_library_same_answers_and_clean_sigterm(tmp_path, daemon_
     assert via_daemon["source"] == "daemon"
     status = cli_json("--library", lib, "status")
     assert status["daemon"] == {"running": True, "pid": daemon.proc.pid, "scanning": None,
-                                "unwatched": [], "unwatched_count": 0, "unwatched_poll_s": 30.0}
+                                "unwatched": [], "unwatched_count": 0, "unwatched_poll_s": 30.0,
+                                "waiting": None}
 
     assert daemon.signal(signal.SIGTERM) == 0
     assert not (lib / "daemon.sock").exists()

@@ -39,6 +39,8 @@ COVERAGE = "tests/indexer/test_watch_coverage.py::"
 ROOTS = "tests/indexer/test_root_folders.py::"
 STALE = "tests/cli/test_stale_results.py::"
 NAMES = "tests/cli/test_undecodable_names.py::"
+FAULTS = R + "test_storage_faults.py::"
+IDS = R + "test_photo_ids.py::"
 
 
 @dataclass(frozen=True)
@@ -160,9 +162,8 @@ CHECKS = [
     Check(FAULT, "disk full while saving",
           (CRASHES + "test_disk_full_while_the_watcher_saves",
            CRASHES + "test_disk_full_during_a_scan_keeps_the_scan_and_reports_the_save",
-           CRASHES + "test_a_full_disk_while_writing_rows_is_one_clear_error",
            STORAGE + "test_index_file.py::test_save_under_enospc_keeps_previous_index")),
-    Check(FAULT, "a batch that cannot be written (database busy)",
+    Check(FAULT, "a batch that cannot be written (database locked by another process)",
           (CRASHES + "test_a_batch_that_cannot_be_written_is_retried_not_dropped",)),
     Check(FAULT, "more folders than the inotify watch limit",
           (COVERAGE + "test_folders_past_the_watch_limit_are_reported_once_and_polled",
@@ -177,6 +178,25 @@ CHECKS = [
            DAEMON + "test_lock_and_socket.py::test_lock_of_a_killed_process_is_free",
            DAEMON + "test_watch_e2e.py::test_one_daemon_per_library_same_answers_and_clean_sigterm",
            "tests/cli/test_library_cli.py::test_writers_refuse_while_another_holds_the_library")),
+    Check(FAULT, "another process holds the SQLite write lock past the busy timeout",
+          (FAULTS + "test_index_waits_out_another_process_holding_the_write_lock",
+           FAULTS + "test_the_daemon_waits_out_a_write_lock_held_during_its_scan",
+           FAULTS + "test_the_watchers_first_scan_is_retried_not_swallowed")),
+    Check(FAULT, "disk already full when index or the daemon starts",
+          (FAULTS + "test_index_on_a_full_disk_says_disk_full_and_counts_the_photos_not_stored[already full]",
+           FAULTS + "test_the_daemon_on_a_full_disk_stays_up_and_resumes_when_space_returns",
+           CRASHES + "test_a_full_disk_when_the_index_file_must_be_rebuilt_does_not_stop_the_open")),
+    Check(FAULT, "disk full while writing photos",
+          (FAULTS + "test_index_on_a_full_disk_says_disk_full_and_counts_the_photos_not_stored[fills up during the scan]",
+           CRASHES + "test_a_full_disk_while_writing_rows_is_one_clear_error")),
+    Check(FAULT, "a bad photo beside a library that cannot be written (only the photo fails)",
+          (FAULTS + "test_a_photo_is_failed_only_for_its_own_fault",)),
+    Check(FAULT, "the newest photo deleted, then a new one added (old /photo/ID links)",
+          (IDS + "test_the_id_of_a_deleted_newest_photo_is_never_given_again",)),
+    Check(FAULT, "a library from the previous schema (v2) upgraded in place",
+          (IDS + "test_upgrading_a_v2_library_keeps_ids_vectors_and_references",
+           IDS + "test_an_upgraded_library_enforces_foreign_keys_again",
+           STORAGE + "test_migrations.py::test_v1_database_is_upgraded_and_keeps_its_data")),
     Check(MODEL_INPUT, "captions.json: not JSON, wrong shape, empty, missing images, blank",
           (MODEL + "test_broken_captions_are_one_clear_error_for_evaluate",
            "tests/miniclip/test_train_cli.py::test_bad_captions_file_gives_one_line_error")),

@@ -52,10 +52,10 @@ def test_v1_database_is_upgraded_and_keeps_its_data(tmp_path):
     vector = np.arange(4, dtype=np.float32)
     make_v1_library(tmp_path / "lib", vector)
     with Library.open(tmp_path / "lib") as lib:
-        assert lib.get_meta("schema_version") == SCHEMA_VERSION == 3
+        assert lib.get_meta("schema_version") == SCHEMA_VERSION == 4
         photo = lib.get(7)
         assert (photo.path, photo.status, photo.width) == ("/old/a.jpg", "indexed", 4)
-        local = datetime.fromtimestamp(1.5).astimezone()  # v3: no EXIF time, so the file's mtime
+        local = datetime.fromtimestamp(1.5).astimezone()  # v4: no EXIF time, so the file's mtime
         assert (photo.taken_at, photo.taken_source) == (local.replace(tzinfo=None, microsecond=0), "mtime")
         assert photo.taken_offset == local.utcoffset().total_seconds() // 60
         assert photo.indexed_at.year == 2023
