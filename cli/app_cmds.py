@@ -42,6 +42,7 @@ def demo(ctx, batch, k, results_dir, photos, checkpoint) -> None:
         photosearch demo --batch -k 3
     """
     from photosearch.indexer.demo import BATCH_QUERIES, Demo
+    from photosearch.indexer.resources import ServiceError
 
     with user_errors(), Demo(_explicit_library(ctx), photos, checkpoint, results_dir, warn) as session:
         with _progress_bar("indexing demo photos") as progress:
@@ -50,9 +51,13 @@ def demo(ctx, batch, k, results_dir, photos, checkpoint) -> None:
             warn(f"demo library {session.library}: {report['added'] + report['updated']} photos embedded, "
                  f"{report['unchanged']} already indexed, {report['failed']} failed")
         for text in BATCH_QUERIES if batch else _typed_queries():
-            answer = session.ask(text, k)
             if batch:
                 say(f"query: {text}")
+            try:
+                answer = session.ask(text, k)
+            except ServiceError as exc:  # a query the model cannot read: say so, take the next one
+                warn(f"Error: {exc}")
+                continue
             _print_hits(answer, as_json=False, paths_only=False)
             say(f"grid: {answer['grid']}")
         warn(session.serve_hint())

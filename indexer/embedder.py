@@ -41,7 +41,8 @@ class EmbeddedPhoto:
     vector: np.ndarray  # float32 (D,)
     width: int
     height: int
-    taken_at: datetime | None
+    taken_at: datetime | None  # EXIF time, local wall time
+    taken_offset: int | None = None  # its UTC offset in minutes, if EXIF says
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class _Prepared:
     width: int
     height: int
     taken_at: datetime | None
+    taken_offset: int | None
 
 
 class Embedder:
@@ -169,7 +171,7 @@ class Embedder:
             return f"could not prepare image for the model ({type(exc).__name__}: {exc})"
         finally:
             photo.image.close()
-        return _Prepared(pixels, photo.width, photo.height, photo.taken_at)
+        return _Prepared(pixels, photo.width, photo.height, photo.taken_at, photo.taken_offset)
 
     def _encode(self, batch: list[tuple[str, _Prepared]], errors: dict[str, str]):
         """Run the model on one batch; non-finite vectors are added to `errors`."""
@@ -186,7 +188,8 @@ class Embedder:
         for (path, prepared), vec in zip(batch, out):
             if np.all(np.isfinite(vec)):
                 done[path] = EmbeddedPhoto(
-                    np.ascontiguousarray(vec), prepared.width, prepared.height, prepared.taken_at
+                    np.ascontiguousarray(vec), prepared.width, prepared.height, prepared.taken_at,
+                    prepared.taken_offset,
                 )
             else:
                 errors[path] = "model produced a non-finite vector"

@@ -5,8 +5,11 @@ back, in order, on the same connection (it may send several requests).
 
     {"op": "ping"}                                   -> {"ok": true, "result": {...}}
     {"op": "query", "text": "white chair", "k": 10, "under": "/photos/2023"}
+    {"op": "query", "terms": [{"text": "beach", "weight": 1}, {"image": "/a.jpg", "weight": -0.5}], "k": 10}
     {"op": "similar", "path": "/photos/a.jpg", "k": 10, "under": null}
+    {"op": "browse", "offset": 0, "limit": 50}
     {"op": "status"}
+    query, similar and browse take the filter fields under, from, to, tag (storage.search_filter)
     anything that fails                              -> {"ok": false, "error": "one line"}
 
 Both sides write through `path_json.to_json` and read through `path_json.from_json`: a path that

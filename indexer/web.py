@@ -3,7 +3,12 @@
     GET /                         the page (indexer/web_assets: index.html, app.js, app.css)
     GET /api/search?q=TEXT&k=N    {"query", "k", "source", "model_fingerprint", "results": [...]}
     GET /api/similar?id=ID&k=N    {"photo": {"id", "path", "name"}, "k", "source", ..., "results"}
+        both also take the filter: under=FOLDER, from=DATE, to=DATE, tag=NAME (storage.search_filter)
+    GET /api/browse?offset=&k=    the library's photos newest first (by taken-at), one page, "more"
+    POST /api/similar-upload      a photo's bytes as the body: the photos most like it (nothing kept)
     GET /api/status               service.status's dict
+    search and similar take offset=N (one page after another: "more" says whether one follows);
+    q is the search box's syntax: `beach + dog:0.5 - night` (indexer.query_terms)
     GET /thumb/ID, /photo/ID      a photo's thumbnail (JPEG) or the photo itself
 
 Each result is {"rank", "id", "path", "name", "score", "thumb", "photo"}. Names that are not
@@ -40,13 +45,16 @@ from photosearch.indexer import service
 from photosearch.indexer.daemon import _stop_on_signals  # SIGINT/SIGTERM set an Event, as in the daemon
 from photosearch.indexer.images import PhotoDecodeError
 from photosearch.indexer.path_json import to_json
-from photosearch.indexer.searcher import HttpError, LibraryBackend
+from photosearch.indexer.query_terms import TermError, parse_expression
+from photosearch.indexer.backend import HttpError, LibraryBackend
 from photosearch.indexer.thumbnails import jpeg_preview
 from photosearch.indexer.web_access import TOKEN_PARAM, Access, AccessDenied, is_loopback
+from photosearch.storage.search_filter import FilterError, SearchFilter
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
 DEFAULT_K, MAX_K = 24, 100  # results per page
 MAX_QUERY_CHARS = 300  # longer search text is refused (400)
+MAX_UPLOAD_BYTES = 20 << 20  # a photo chosen from the computer as a query: at most this big
 PREVIEW_SIZE = 2048  # photos browsers cannot show (TIFF, HEIC) are sent as JPEGs this big
 ASSETS = Path(__file__).resolve().parent / "web_assets"
 PAGES = {"/": ("index.html", "text/html"), "/index.html": ("index.html", "text/html"),
@@ -74,8 +82,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     extra_headers: dict = {}  # the cookie, on a request that brought the token in its URL
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._answer(self._route)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self._answer(self._post)
+
+    def _post(self) -> Reply:
+        self._check_access()
+        url = urlsplit(self.path)
+        if url.path != "/api/similar-upload":
+            raise HttpError(404, "not found")
+        return _json(200, self._upload(_params(url.query)))
+
+    def _answer(self, route) -> None:
         try:
-            reply = self._route()
+            reply = route()
         except (HttpError, AccessDenied) as exc:
             reply = _json(exc.status, {"error": str(exc)})
         except Exception as exc:  # noqa: BLE001 - one request's failure must not stop the server
@@ -92,12 +113,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if hasattr(reply[2], "close"):
                 reply[2].close()
 
-    def _route(self) -> Reply:
+    def _check_access(self) -> bool:
+        """AccessDenied unless the Host is allowed and the request has this run's token (cookie
+        or query string); True when it came in the query string (then set the cookie)."""
         access = self.server.access
         access.check_host(self.headers.get("Host"))
+        token = _TOKEN.search(urlsplit(self.path).query)
+        return access.check_token(self.headers.get("Cookie"), token.group(1) if token else None)
+
+    def _route(self) -> Reply:
+        access = self.server.access
         url = urlsplit(self.path)
-        token = _TOKEN.search(url.query)
-        if access.check_token(self.headers.get("Cookie"), token.group(1) if token else None):
+        if self._check_access():
             if url.path in PAGES:  # the printed link: trade the token for the cookie, then drop it
                 return 303, None, b"", {"Set-Cookie": access.set_cookie(), "Location": url.path}
             self.extra_headers = {"Set-Cookie": access.set_cookie()}
@@ -107,20 +134,45 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         route = _FILE_ROUTE.match(url.path)  # the raw path: nothing percent-encoded can match
         if route:
             return self._photo(route.group(1), int(route.group(2)))
-        api = {"/api/search": self._search, "/api/similar": self._similar, "/api/status": self._status}
+        api = {"/api/search": self._search, "/api/similar": self._similar, "/api/status": self._status,
+               "/api/browse": self._browse}
         if url.path not in api:
             raise HttpError(404, "not found")
         return _json(200, api[url.path](_params(url.query)))
 
     def _search(self, params: dict) -> dict:
-        request = {"op": "query", "text": _query_text(params), "k": _k(params), "under": None}
-        return self.server.backend.with_ids(self.server.backend.answer(request))
+        try:
+            terms = parse_expression(_query_text(params))
+        except TermError as exc:
+            raise HttpError(400, str(exc)) from None
+        return self._page({"op": "query", "terms": terms, **_filter(params)}, params)
 
     def _similar(self, params: dict) -> dict:
         record, _ = self.server.backend.photo(_number(params, "id"))
-        request = {"op": "similar", "path": record.path, "k": _k(params), "under": None}
-        answer = self.server.backend.with_ids(self.server.backend.answer(request))
+        answer = self._page({"op": "similar", "path": record.path, **_filter(params)}, params)
         return {**answer, "photo": {"id": record.id, "path": record.path, "name": os.path.basename(record.path)}}
+
+    def _browse(self, params: dict) -> dict:
+        request = {"op": "browse", "offset": _offset(params), "limit": _k(params), **_filter(params)}
+        return self.server.backend.with_ids(self.server.backend.answer(request))
+
+    def _upload(self, params: dict) -> dict:
+        """POST a photo file's bytes: the photos most like it (it is embedded and forgotten)."""
+        size = int(self.headers.get("Content-Length") or 0)
+        if not 0 < size <= MAX_UPLOAD_BYTES:
+            raise HttpError(413 if size else 400, f"send one photo of at most {MAX_UPLOAD_BYTES >> 20} MB")
+        data = self.rfile.read(size)
+        vector = self.server.backend.embed_upload(data, "the chosen file")
+        return self._page({"op": "query", "terms": [{"vector": vector, "weight": 1.0}], **_filter(params)}, params)
+
+    def _page(self, request: dict, params: dict) -> dict:
+        """One page (offset, k) of a search's results, and whether more follow."""
+        offset, k = _offset(params), _k(params)
+        wanted = min(offset + k, service.MAX_K)
+        answer = self.server.backend.with_ids(self.server.backend.answer({**request, "k": wanted}))
+        rows = answer["results"]
+        more = len(rows) >= wanted and wanted < service.MAX_K
+        return {**answer, "k": k, "offset": offset, "more": more, "results": rows[offset:offset + k]}
 
     def _status(self, params: dict) -> dict:
         return self.server.backend.answer({"op": "status"})
@@ -166,7 +218,7 @@ def _params(query: str) -> dict[str, str]:
     if _BAD_PERCENT.search(query):
         raise HttpError(400, "invalid percent-encoding in the query string")
     try:
-        return dict(parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=8))
+        return dict(parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=12))
     except ValueError:  # bad UTF-8 (UnicodeDecodeError) or too many fields
         raise HttpError(400, "the query string is not valid UTF-8 text (it holds bytes like %FF that are "
                         "not characters), or has too many fields (expected q=...&k=...)") from None
@@ -182,8 +234,24 @@ def _query_text(params: dict) -> str:
         raise HttpError(400, str(exc)) from None
 
 
+def _filter(params: dict) -> dict:
+    """The request's filter fields (`under`, `from`, `to`, `tag`), checked: 400 if unreadable."""
+    try:
+        where = SearchFilter.from_request({key: params.get(key) or None for key in ("under", "from", "to", "tag")})
+    except FilterError as exc:
+        raise HttpError(400, str(exc).replace("--from", "from").replace("--to", "to")) from None
+    return where.to_request()
+
+
 def _k(params: dict) -> int:
     return _number(params, "k", str(DEFAULT_K), MAX_K)
+
+
+def _offset(params: dict) -> int:
+    raw = params.get("offset") or "0"
+    if not _NUMBER.match(raw) or int(raw) >= service.MAX_K * 1000:
+        raise HttpError(400, "offset must be a whole number from 0")
+    return int(raw)
 
 
 def _number(params: dict, name: str, default: str | None = None, top: int = 10**18 - 1) -> int:

@@ -112,7 +112,32 @@ def _v2_to_v3(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_photos_status_path ON photos (status, path)")
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_v1, 2: _v1_to_v2, 3: _v2_to_v3}
+def _v3_to_v4(conn: Connection) -> None:
+    """Taken-at for every photo: the EXIF time where there was one, else the file's mtime.
+
+    ``taken_at`` becomes the time a photo was taken as a local wall time for every row (the
+    date filters and the gallery's order use it), ``taken_source`` says where it came from
+    ("exif" or "mtime") and ``taken_offset`` is its UTC offset in minutes when known (EXIF
+    OffsetTimeOriginal; for an mtime, this machine's offset at that moment). Rows with an EXIF
+    time keep it (offset unknown: v3 did not read it); the others get their mtime.
+    """
+    conn.exec_driver_sql("ALTER TABLE photos ADD COLUMN taken_offset INTEGER")
+    conn.exec_driver_sql("ALTER TABLE photos ADD COLUMN taken_source TEXT")
+    conn.exec_driver_sql("UPDATE photos SET taken_source = 'exif' WHERE taken_at IS NOT NULL")
+    local = "datetime(mtime, 'unixepoch', 'localtime')"
+    conn.exec_driver_sql(
+        f"""
+        UPDATE photos SET taken_source = 'mtime', taken_at = {local} || '.000000',
+            taken_offset = CAST(ROUND((julianday({local}) - julianday(mtime, 'unixepoch')) * 1440) AS INTEGER)
+        WHERE taken_at IS NULL
+        """
+    )
+    # Serves "newest first" (the gallery) and date ranges as one index scan.
+    conn.exec_driver_sql("CREATE INDEX ix_photos_taken_at ON photos (taken_at)")
+
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_v1, 2: _v1_to_v2, 3: _v2_to_v3, 4: _v3_to_v4}
 REBUILDS = {3}  # steps that rebuild a referenced table: run with foreign keys off
 SCHEMA_VERSION = max(MIGRATIONS)
 

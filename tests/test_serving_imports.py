@@ -29,7 +29,7 @@ from tests.daemon.conftest import draw, eventually, subprocess_env
 
 HEAVY = ("torch", "torchvision", "timm", "transformers", "matplotlib")
 MARK = "HEAVY-MODULES"
-LINE = re.compile(r"^(\d+)\. (/.+) \(score: (-?\d+\.\d{3})\)$")
+LINE = re.compile(r"^(\d+)\. (/.+) \(score: (-?\d+\.\d{3})(?:, taken \d{4}-\d{2}-\d{2})?\)$")
 PHOTOS = [("red", "circle"), ("blue", "square"), ("green", "triangle"), ("yellow", "circle")]
 
 # Reports the heavy modules loaded, on stderr, when the interpreter exits (click's sys.exit

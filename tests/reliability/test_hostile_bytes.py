@@ -20,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from photosearch.indexer import ipc
-from photosearch.indexer.searcher import LibraryBackend
+from photosearch.indexer.backend import LibraryBackend
 from photosearch.storage import Library
 from photosearch.storage.index_file import INDEX_NAME, SIDECAR_NAME, file_facts
 from photosearch.storage.index_layout import LayoutError, check_layout

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from photosearch.indexer import ipc
-from photosearch.indexer.searcher import LibraryBackend
+from photosearch.indexer.backend import LibraryBackend
 from tests.daemon.conftest import draw, run_cli
 from tests.web.conftest import serving
 

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from photosearch.indexer import resources, web
-from photosearch.indexer.searcher import LibraryBackend
+from photosearch.indexer.backend import LibraryBackend
 from photosearch.storage import Library
 from tests.daemon.conftest import draw, photosearch_command, run_cli, subprocess_env
 from tests.web.conftest import Client, serving

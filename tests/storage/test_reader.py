@@ -117,3 +117,25 @@ def test_reader_never_writes(folder):
     with LibraryReader.open(folder) as reader:
         reader.search(unit_vectors(1)[0], 5)
     assert files() == before
+
+
+@pytest.mark.parametrize("where", [
+    dict(date_from="2021"), dict(date_to="2021-06"), dict(date_from="2021-03-05", date_to="2021-03-05"),
+    dict(folder="/photos/a", date_from="2020-12"), dict(date_from="2030")])
+def test_date_filters_and_exclude_equal_library(tmp_path, where):
+    from datetime import datetime, timedelta
+
+    from photosearch.storage.search_filter import SearchFilter
+
+    vectors = unit_vectors(len(PATHS))
+    with Library.open(tmp_path) as lib, lib.transaction():
+        ids = lib.add_photos([record(p, fingerprint=f"fp{i}", taken_at=datetime(2020, 11, 1) + timedelta(days=13 * i))
+                              for i, p in enumerate(PATHS)])
+        lib.set_vectors(dict(zip(ids, vectors)))
+    where = SearchFilter(**where)
+    query = unit_vectors(1, seed=7)[0]
+    with Library.open(tmp_path, read_only=True) as lib, LibraryReader.open(tmp_path) as reader:
+        for exclude in (None, ids[5]):
+            assert _hits(reader.search(query, 40, where=where, exclude=exclude)) == \
+                _hits(lib.search(query, 40, where=where, exclude=exclude))
+        assert reader.count_searchable(where) == lib.count_searchable(where)

@@ -16,7 +16,7 @@ from photosearch.indexer import demo
 from photosearch.indexer.lock import LibraryLock
 from tests.daemon.conftest import draw
 
-LINE = re.compile(r"^(\d+)\. (/.+) \(score: (-?\d+\.\d{3})\)$")
+LINE = re.compile(r"^(\d+)\. (/.+) \(score: (-?\d+\.\d{3})(?:, taken \d{4}-\d{2}-\d{2})?\)$")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "photos"
 
 
