@@ -148,6 +148,7 @@ def _cached_epochs(train_json, images, val_json, cache_dir, config, batch_size):
 
 def _uncached_row_seconds(train_json: Path, images: Path, config, sample: int) -> tuple[float, int]:
     """Seconds per row for decode + augment + backbone forward, batches of 32 (or fewer)."""
+    import numpy as np
     import torch
     from PIL import Image
 
@@ -159,7 +160,7 @@ def _uncached_row_seconds(train_json: Path, images: Path, config, sample: int) -
 
     def view(name: str) -> torch.Tensor:
         with Image.open(images / name) as im:
-            return augment(im.convert("RGB"))
+            return augment(im.convert("RGB"), np.random.default_rng(0))
 
     batch_size = min(32, len(names))
     with ThreadPoolExecutor(2) as pool:

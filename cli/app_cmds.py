@@ -42,6 +42,7 @@ def demo(ctx, batch, k, results_dir, photos, checkpoint) -> None:
         photosearch demo --batch -k 3
     """
     from photosearch.indexer.demo import BATCH_QUERIES, Demo
+    from photosearch.indexer.resources import ServiceError
 
     with user_errors(), Demo(_explicit_library(ctx), photos, checkpoint, results_dir, warn) as session:
         with _progress_bar("indexing demo photos") as progress:
@@ -50,9 +51,13 @@ def demo(ctx, batch, k, results_dir, photos, checkpoint) -> None:
             warn(f"demo library {session.library}: {report['added'] + report['updated']} photos embedded, "
                  f"{report['unchanged']} already indexed, {report['failed']} failed")
         for text in BATCH_QUERIES if batch else _typed_queries():
-            answer = session.ask(text, k)
             if batch:
                 say(f"query: {text}")
+            try:
+                answer = session.ask(text, k)
+            except ServiceError as exc:  # a query the model cannot read: say so, take the next one
+                warn(f"Error: {exc}")
+                continue
             _print_hits(answer, as_json=False, paths_only=False)
             say(f"grid: {answer['grid']}")
         warn(session.serve_hint())
@@ -63,27 +68,46 @@ def demo(ctx, batch, k, results_dir, photos, checkpoint) -> None:
               help="Address to listen on. Anything but loopback shows your photos to the network.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on (0: any free port).")
+@click.option("--allow-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests that name the server NAME (a host name or address) in their "
+                   "Host header; repeat for more. Loopback names and the --host address are always allowed.")
+@click.option("--open", "open_browser", is_flag=True,
+              help="Also open the page in your web browser (through a private file, so the token "
+                   "never shows on a command line).")
 @checkpoint_option
 @click.pass_context
-def serve(ctx, host, port, checkpoint) -> None:
+def serve(ctx, host, port, allowed_hosts, open_browser, checkpoint) -> None:
     """Search the library from a local web page: thumbnails, scores, full photos, "more like this".
 
     Uses the daemon (`photosearch watch`) when it runs, else loads the model once itself.
-    Prints the page's URL, then serves until Ctrl-C.
+    Prints the page's URL, then serves until Ctrl-C. The URL carries a token drawn for this
+    run: only a browser that opened it (it then keeps a cookie) gets answers, so other
+    accounts on the machine cannot look through the page. Requests must name the server by
+    a loopback name, the --host address or a name given with --allow-host (to reach it as
+    http://mybox.lan:8765 from another machine: --host 0.0.0.0 --allow-host mybox.lan).
 
     \b
     Example:
         photosearch serve
         photosearch --library ~/.local/share/photosearch-demo serve --port 8000
+        photosearch serve --open
+        photosearch serve --host 0.0.0.0 --allow-host mybox.lan
     """
     from photosearch.indexer.web import serve as serve_page
 
     def ready(url: str) -> None:
         click.echo(url)
         warn(f"serving the library's search page on {url} (Ctrl-C to stop)")
+        if open_browser:
+            from photosearch.indexer import resources
+            from photosearch.indexer.web_access import open_in_browser
 
+            open_in_browser(url, resources.library_folder(library_dir))
+
+    library_dir = (ctx.obj or {}).get("library_dir")
     with user_errors():
-        serve_page((ctx.obj or {}).get("library_dir"), host, port, checkpoint, warn, on_ready=ready)
+        serve_page(library_dir, host, port, checkpoint, warn, on_ready=ready,
+                   allowed_hosts=allowed_hosts)
 
 
 def _explicit_library(ctx: click.Context) -> str | None:

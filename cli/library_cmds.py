@@ -15,6 +15,8 @@ import click
 from photosearch.cli.errors import user_errors
 from photosearch.cli.output import dump, say, warn
 from photosearch.indexer import service
+from photosearch.indexer.query_terms import image_term, text_term
+from photosearch.storage.search_filter import SearchFilter
 
 checkpoint_option = click.option(
     "--checkpoint", type=click.Path(dir_okay=False), default=None,
@@ -24,6 +26,12 @@ k_option = click.option("-k", "--top", "k", default=10, show_default=True, type=
                         help="How many photos to show.")
 in_option = click.option("--in", "under", type=click.Path(file_okay=False), default=None,
                          help="Only photos inside this folder.")
+from_option = click.option("--from", "date_from", metavar="DATE", default=None,
+                           help="Only photos taken on or after DATE: 2023, 2023-06 or 2023-06-14.")
+to_option = click.option("--to", "date_to", metavar="DATE", default=None,
+                         help="Only photos taken on or before DATE (a month or year means all of it).")
+mismatch_option = click.option("--allow-mismatch", is_flag=True,
+                               help="Search even if the library was indexed with another model (scores mean little).")
 paths_only_option = click.option("--paths-only", is_flag=True,
                                  help="Print only the paths, one per line (-0 is right for any name).")
 tag_option = click.option("--tag", default=None, metavar="TAG",
@@ -95,26 +103,45 @@ def watch(ctx, paths, checkpoint, settle, poll, poll_unwatched) -> None:
 @k_option
 @in_option
 @tag_option
+@from_option
+@to_option
+@click.option("--and", "more", multiple=True, metavar="TEXT[:W]",
+              help="Another description the photos should also match (weight W, default 1). Repeatable.")
+@click.option("--not", "less", multiple=True, metavar="TEXT[:W]",
+              help="A description the photos should not match (weight W, default 1). Repeatable.")
+@click.option("--like", "like", multiple=True, metavar="PHOTO[:W]", type=click.Path(dir_okay=True),
+              help="A photo (any file, in the library or not) the results should look like. Repeatable.")
 @checkpoint_option
+@mismatch_option
 @json_option
 @paths_only_option
 @null_option
 @click.pass_context
-def query(ctx, words, k, under, tag, checkpoint, as_json, paths_only, null) -> None:
-    """Find the photos that best match a description, best first. Byte-identical copies are
-    one result, with the copies listed under it.
+def query(ctx, words, k, under, tag, date_from, date_to, more, less, like, checkpoint, allow_mismatch,
+          as_json, paths_only, null) -> None:
+    """Find the photos that best match a description, best first. Byte-identical copies
+    are one result, with the copies listed under it.
+
+    Terms combine: --and adds a description, --not takes one away, --like adds a photo; a
+    `:W` suffix weights a term (0 to 10, default 1).
 
     \b
     Example:
         photosearch query "white chair" -k 5
         photosearch query "running on the sand" --tag seashore
+        photosearch query "beach" --and "dog:0.5" --not "night"
+        photosearch query "sunset" --like ~/Downloads/this_one.jpg
+        photosearch query "beach" --from 2023-06 --to 2023-08 --in ~/Pictures/holidays
         photosearch query -0 -k 3 "red car" | xargs -0 feh
     """
     text = " ".join(words).strip()
-    if not text:
+    if not text and not like and not more:
         raise click.UsageError('the query is empty: say what to look for, e.g. photosearch query "white chair"')
-    with user_errors():
-        answer = service.query(text, k, under, _library(ctx), checkpoint, warn, tag=tag)
+    with user_errors():  # text that is not UTF-8 is refused in one line (resources.search_text)
+        terms = ([text_term(t) for t in more] + [text_term(t, -1) for t in less] + [image_term(p) for p in like])
+        where = SearchFilter(folder=under, date_from=date_from, date_to=date_to, tag=tag)
+        answer = service.query(text, k, where, _library(ctx), checkpoint, warn, terms=terms,
+                               allow_mismatch=allow_mismatch)
     _print_hits(answer, as_json, paths_only, null)
 
 
@@ -123,21 +150,27 @@ def query(ctx, words, k, under, tag, checkpoint, as_json, paths_only, null) -> N
 @k_option
 @in_option
 @tag_option
+@from_option
+@to_option
 @checkpoint_option
+@mismatch_option
 @json_option
 @paths_only_option
 @null_option
 @click.pass_context
-def similar(ctx, photo, k, under, tag, checkpoint, as_json, paths_only, null) -> None:
-    """Find the photos most like PHOTO (itself left out). PHOTO must already be indexed.
+def similar(ctx, photo, k, under, tag, date_from, date_to, checkpoint, allow_mismatch, as_json, paths_only, null) -> None:
+    """Find the photos most like PHOTO: one of the library (itself left out), or any photo
+    file, which is read and embedded on the fly (nothing is stored).
 
     \b
     Example:
         photosearch similar ~/Pictures/2023/beach.jpg -k 5
+        photosearch similar ~/Downloads/from_a_friend.jpg --from 2022
         photosearch similar -0 ~/Pictures/2023/beach.jpg | xargs -0 feh
     """
     with user_errors():
-        answer = service.similar(photo, k, under, _library(ctx), checkpoint, warn, tag=tag)
+        where = SearchFilter(folder=under, date_from=date_from, date_to=date_to, tag=tag)
+        answer = service.similar(photo, k, where, _library(ctx), checkpoint, warn, allow_mismatch=allow_mismatch)
     _print_hits(answer, as_json, paths_only, null)
 
 
@@ -195,15 +228,19 @@ def _print_hits(answer: dict, as_json: bool, paths_only: bool, null: bool = Fals
         dump(answer)
         return
     if not answer["results"]:
-        warn("no matching photos" + (f" in {answer['under']}" if answer.get("under") else "")
-             + (f" tagged {answer['tag']!r}" if answer.get("tag") else ""))
+        where = SearchFilter.from_request(answer).describe()
+        warn("no matching photos" + (f" ({where})" if where else ""))
+    elif answer.get("no_good_match"):
+        warn(f"no good match: even the best photo scores {answer['results'][0]['score']:.2f}, under the "
+             "threshold of a likely match; these are the closest there are")
     for hit in answer["results"]:
         if null:
             say(hit["path"], end=b"\0")
         elif paths_only:
             say(hit["path"])
         else:
-            say(f"{hit['rank']}. {hit['path']} (score: {hit['score']:.3f})")
+            taken = f", taken {hit['taken_at'][:10]}" if hit.get("taken_at") else ""
+            say(f"{hit['rank']}. {hit['path']} (score: {hit['score']:.3f}{taken})")
             for copy in hit.get("copies", []):  # byte-identical copies, folded under the result
                 say(f"   same photo: {copy}")
 
@@ -239,7 +276,8 @@ def format_status(report: dict) -> str:
     if report.get("notice"):
         lines.append(f"  warning: {report['notice']}")
     scan = daemon.get("scanning")
-    lines.append("daemon:   " + (f"running (pid {daemon['pid']})" if daemon["running"] else "not running")
+    state = "starting" if daemon.get("starting") else "running"
+    lines.append("daemon:   " + (f"{state} (pid {daemon['pid']})" if daemon["running"] else "not running")
                  + (f", scanning {scan['done']}/{scan['total']} photos" if scan else ""))
     if daemon.get("waiting"):
         waiting = daemon["waiting"]

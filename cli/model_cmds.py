@@ -35,6 +35,8 @@ def require_training_extra(command: str) -> None:
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(2))
 @click.option("--lr", default=3e-4, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--weight-decay", default=None, type=float, help="AdamW weight decay (default 1e-4).")
+@click.option("--no-decay-norms", is_flag=True, help="No weight decay on biases, norms and the temperature.")
+@click.option("--hard-negative-weight", default=None, type=click.FloatRange(min=0), help="Weight of a VSE++ hardest-negative hinge beside InfoNCE (default 0: off).")
 @click.option("--views", default=None, type=click.IntRange(1), help="Cached views per image (default 3: centre + 2 augmented).")
 @click.option("--patience", default=None, type=click.IntRange(1), help="Early-stopping patience in epochs (default 10).")
 @click.option("--checkpoint-dir", default="checkpoints", show_default=True, type=click.Path(file_okay=False))
@@ -63,6 +65,8 @@ def train(**opts) -> None:
     m = outcome.metrics["t2i"]
     if outcome.skipped:
         click.echo("skipped: " + ", ".join(f"{n} {r}" for r, n in outcome.skipped.items()), err=True)
+    for warning in outcome.warnings:
+        click.echo(f"warning: {warning}", err=True)
     say(f"checkpoint: {outcome.checkpoint}")
     say(f"metrics:    {outcome.metrics_path}")
     click.echo(f"text→image R@1 {m['R@1']:.1f}  R@5 {m['R@5']:.1f}  R@10 {m['R@10']:.1f}  MRR {m['MRR']:.3f}  MedR {m['MedR']:.0f}"
@@ -90,6 +94,8 @@ def evaluate(checkpoints, captions_json, image_root, concept_weight, as_json, ca
         from photosearch.miniclip.jobs import evaluate_checkpoints
 
         rows = evaluate_checkpoints(list(checkpoints), captions_json, image_root, concept_weight, cache_dir, device)
+    for warning in dict.fromkeys(w for row in rows.values() for w in row.get("warnings", ())):
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         dump(rows)
         return
@@ -132,14 +138,29 @@ def export(checkpoint, as_json) -> None:
 
 
 def format_table(rows: dict) -> str:
-    width = max(len(n) for n in rows) + 2
+    """Both directions for every row; a checkpoint that saw some of the photos gets an 'unseen'
+    row (its figures on the others), and the colour queries get their own block."""
+    table: list[tuple[str, dict, dict]] = []  # (label, text→image, image→text)
+    for name, m in rows.items():
+        table.append((name, m["t2i"], m["i2t"]))
+        if m.get("unseen"):
+            table.append((f"{name} unseen ({m['unseen']['photos']} photos)", m["unseen"]["t2i"], m["unseen"]["i2t"]))
+    width = max(len(label) for label, _, _ in table) + 2
+    header = f"{'model':<{width}}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'MRR':>8}{'MedR':>7}"
+
+    def line(label: str, r: dict) -> str:
+        return f"{'':<12}{label:<{width}}{r['R@1']:>7.1f}{r['R@5']:>7.1f}{r['R@10']:>7.1f}{r['MRR']:>8.3f}{r['MedR']:>7.0f}"
+
     lines = []
-    for direction, label in (("t2i", "text→image"), ("i2t", "image→text")):
-        lines.append(f"{label:<12}{'model':<{width}}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'MRR':>8}{'MedR':>7}")
-        for name, m in rows.items():
-            r = m[direction]
-            lines.append(f"{'':<12}{name:<{width}}{r['R@1']:>7.1f}{r['R@5']:>7.1f}{r['R@10']:>7.1f}{r['MRR']:>8.3f}{r['MedR']:>7.0f}")
+    for column, title in ((1, "text→image"), (2, "image→text")):
+        lines.append(f"{title:<12}{header}")
+        lines += [line(row[0], row[column]) for row in table]
         lines.append("")
+    colour = {name: m["colour_t2i"] for name, m in rows.items() if m.get("colour_t2i")}
+    if colour:
+        queries = next(iter(colour.values()))["queries"]
+        lines.append(f"{'colour':<12}{header}   (text→image, the {queries} captions naming a colour)")
+        lines += [line(name, r) for name, r in colour.items()]
     return "\n".join(lines).rstrip()
 
 

@@ -50,6 +50,7 @@ def watch(paths: list[str], library_dir: str | None = None, checkpoint: str | No
         if not os.path.isdir(root):
             raise ServiceError(f"folder not found: {root}")
     folder = service.library_folder(library_dir)
+    service.secure_library(folder, log, create=True)
     stop = stop or threading.Event()
     with ExitStack() as stack:
         stack.enter_context(LibraryLock(folder, "watch"))

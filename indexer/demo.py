@@ -22,7 +22,7 @@ from pathlib import Path
 from photosearch.indexer import resources, service
 from photosearch.indexer.images import PhotoDecodeError
 from photosearch.indexer.lock import LockHeld
-from photosearch.indexer.web import DEFAULT_PORT, HttpError, LibraryBackend
+from photosearch.indexer.web import HttpError, LibraryBackend
 
 # The package's own folder: the repository root in a checkout, site-packages/photosearch installed.
 BUNDLED_PHOTOS = Path(__file__).resolve().parent.parent / "examples" / "photos" / "images"
@@ -67,8 +67,8 @@ class Demo:
         try:
             if self._indexed_with_another_model():  # e.g. by an older photosearch: the demo's own library
                 self.log("the demo library was indexed with another model: embedding its photos again")
-                service.reindex(str(self.library), self.checkpoint, progress)
-            report = service.index([str(self.photos)], str(self.library), self.checkpoint, progress)
+                service.reindex(str(self.library), self.checkpoint, progress, self.log)
+            report = service.index([str(self.photos)], str(self.library), self.checkpoint, progress, self.log)
         except LockHeld as exc:
             self.log(f"not indexing: {exc}; querying the library as it is")
             report = None
@@ -99,7 +99,7 @@ class Demo:
 
     def serve_hint(self) -> str:
         return (f"see the library in your browser: photosearch --library {shlex.quote(str(self.library))} serve"
-                f"  (then open http://127.0.0.1:{DEFAULT_PORT}/)")
+                "  (then open the link it prints)")
 
     def close(self) -> None:
         if self.backend is not None:

@@ -43,7 +43,8 @@ class EmbeddedPhoto:
     vector: np.ndarray  # float32 (D,)
     width: int
     height: int
-    taken_at: datetime | None
+    taken_at: datetime | None  # EXIF time, local wall time
+    taken_offset: int | None = None  # its UTC offset in minutes, if EXIF says
     tags: tuple[tuple[str, float], ...] = ()  # (ImageNet class name, probability), best first
     phash: int | None = None  # perceptual hash (indexer.perceptual_hash)
 
@@ -54,6 +55,7 @@ class _Prepared:
     width: int
     height: int
     taken_at: datetime | None
+    taken_offset: int | None
     phash: int | None = None
 
 
@@ -175,7 +177,7 @@ class Embedder:
             return f"could not prepare image for the model ({type(exc).__name__}: {exc})"
         finally:
             photo.image.close()
-        return _Prepared(pixels, photo.width, photo.height, photo.taken_at, phash)
+        return _Prepared(pixels, photo.width, photo.height, photo.taken_at, photo.taken_offset, phash)
 
     def _encode(self, batch: list[tuple[str, _Prepared]], errors: dict[str, str]):
         """Run the model on one batch; non-finite vectors are added to `errors`."""
@@ -197,7 +199,7 @@ class Embedder:
             if np.all(np.isfinite(vec)):
                 done[path] = EmbeddedPhoto(
                     np.ascontiguousarray(vec), prepared.width, prepared.height, prepared.taken_at,
-                    tuple(photo_tags), prepared.phash,
+                    prepared.taken_offset, tuple(photo_tags), prepared.phash,
                 )
             else:
                 errors[path] = "model produced a non-finite vector"

@@ -20,6 +20,7 @@ What it takes care of:
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -27,9 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from photosearch.indexer.formats import PHOTO_EXTENSIONS, is_photo, kind_of, missing_decoder
+from photosearch.indexer.taken_time import exif_taken_at
 
 # What counts as a photo is fixed (indexer.formats); a photo whose decoder is missing fails
 # with a reason that says what to install. Kept here under its old name for the callers.
@@ -40,7 +42,6 @@ DEFAULT_TARGET = 224  # the model's input side; images are kept at >= 2x this
 
 _ORIENTATION_TAG = 0x0112
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})  # the ones that rotate by 90 degrees
-_EXIF_DATE_FORMAT = "%Y:%m:%d %H:%M:%S"
 
 
 class PhotoDecodeError(Exception):
@@ -63,7 +64,8 @@ class DecodedPhoto:
     image: Image.Image
     width: int
     height: int
-    taken_at: datetime | None
+    taken_at: datetime | None  # EXIF DateTimeOriginal, local wall time (indexer.taken_time)
+    taken_offset: int | None = None  # its UTC offset in minutes (OffsetTimeOriginal), if any
 
 
 def is_supported(path: str | os.PathLike) -> bool:
@@ -97,6 +99,20 @@ def load_photo(
         raise PhotoDecodeError(path, "truncated or corrupt image data") from None
     except Exception as exc:  # noqa: BLE001 - Pillow plugins raise almost anything on bad data
         raise PhotoDecodeError(path, f"corrupt image data ({type(exc).__name__})") from None
+
+
+def load_photo_bytes(
+    data: bytes, name: str = "upload", target: int = DEFAULT_TARGET, max_pixels: int = MAX_PIXELS
+) -> DecodedPhoto:
+    """As `load_photo`, for a photo held in memory (an upload): nothing is written anywhere."""
+    if not data:
+        raise PhotoDecodeError(name, "empty file")
+    try:
+        return _decode(io.BytesIO(data), name, target, max_pixels)
+    except PhotoDecodeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow plugins raise almost anything on bad data
+        raise PhotoDecodeError(name, f"corrupt image data ({type(exc).__name__})") from None
 
 
 def _decode(fh, path, target: int, max_pixels: int) -> DecodedPhoto:
@@ -136,8 +152,9 @@ def _decode(fh, path, target: int, max_pixels: int) -> DecodedPhoto:
     if orientation != 1:
         img = ImageOps.exif_transpose(img)
     rgb = to_rgb(img)
+    taken, offset = exif_taken_at(exif) or (None, None)
     return DecodedPhoto(
-        image=_reduce(rgb, 2 * target), width=width, height=height, taken_at=_taken_at(exif)
+        image=_reduce(rgb, 2 * target), width=width, height=height, taken_at=taken, taken_offset=offset
     )
 
 
@@ -210,26 +227,6 @@ def _read_exif(img: Image.Image) -> Image.Exif | None:
         return img.getexif()
     except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the photo
         return None
-
-
-def _taken_at(exif: Image.Exif | None) -> datetime | None:
-    """DateTimeOriginal (falling back to DateTimeDigitized) as a naive local datetime."""
-    if exif is None:
-        return None
-    try:
-        sub = exif.get_ifd(ExifTags.IFD.Exif)
-    except Exception:  # noqa: BLE001
-        return None
-    for tag in (ExifTags.Base.DateTimeOriginal, ExifTags.Base.DateTimeDigitized):
-        raw = sub.get(tag)
-        if isinstance(raw, bytes):
-            raw = raw.decode("ascii", "ignore")
-        if isinstance(raw, str):
-            try:
-                return datetime.strptime(raw.strip("\x00 ")[:19], _EXIF_DATE_FORMAT)
-            except ValueError:
-                continue
-    return None
 
 
 def _bomb_reason(exc: Exception, max_pixels: int) -> str:

@@ -4,11 +4,14 @@ Protocol: the client writes one JSON object per line and reads one JSON object p
 back, in order, on the same connection (it may send several requests).
 
     {"op": "ping"}                                   -> {"ok": true, "result": {...}}
-    {"op": "query", "text": "white chair", "k": 10, "under": "/photos/2023", "tag": null}
-    {"op": "similar", "path": "/photos/a.jpg", "k": 10, "under": null, "tag": "seashore"}
+    {"op": "query", "text": "white chair", "k": 10, "under": "/photos/2023"}
+    {"op": "query", "terms": [{"text": "beach", "weight": 1}, {"image": "/a.jpg", "weight": -0.5}], "k": 10}
+    {"op": "similar", "path": "/photos/a.jpg", "k": 10, "under": null}
+    {"op": "browse", "offset": 0, "limit": 50}
     {"op": "status"}
     {"op": "duplicates", "near": true}
     {"op": "tags"}
+    query, similar and browse take the filter fields under, from, to, tag (storage.search_filter)
     anything that fails                              -> {"ok": false, "error": "one line"}
 
 Both sides write through `path_json.to_json` and read through `path_json.from_json`: a path that
@@ -28,21 +31,29 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import socket
 import socketserver
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
+from photosearch.indexer.lock import holder
 from photosearch.indexer.path_json import from_json, to_json
 
 SOCKET_NAME = "daemon.sock"
 MAX_LINE = 1 << 20  # bytes per request line
 MAX_REPLY = 256 << 20  # bytes per reply line: a status lists every failed photo, and a
 # library can hold tens of thousands of broken files
+# How long a client waits for the answer once the daemon took its request. Generous: under a burst
+# of clients on a busy machine the daemon is alive and working through its queue (300 parallel
+# `photosearch query` processes on 2 loaded cores kept it 60+ s behind; benchmarks/bursts.py).
+ANSWER_WAIT_S = 300.0
+CONNECT_WAIT_S = 10.0  # how long a client keeps retrying a daemon too busy to accept it
 MAX_SUN_PATH = 100  # Linux allows 107 bytes; longer paths go through /proc/self/fd
 
 Handler = Callable[[dict], dict]  # request -> result; raises to answer with an error
@@ -80,23 +91,18 @@ def _addressable(path: Path):
 
 
 # -- client ------------------------------------------------------------------------------------
-def request(folder: str | os.PathLike, payload: dict, timeout: float = 60.0) -> dict:
+def request(folder: str | os.PathLike, payload: dict, timeout: float = ANSWER_WAIT_S) -> dict:
     """Send one request to the library's daemon and return its result.
 
-    DaemonUnavailable if no daemon listens (or it went away before answering);
-    RemoteError if it answered with an error or not within `timeout` seconds.
+    A daemon whose accept queue is full (a burst of clients) is tried again with a growing
+    pause, for up to CONNECT_WAIT_S seconds; so is a refused socket while a daemon holds the
+    library's lock (it is starting, or replacing its socket). DaemonUnavailable if no daemon
+    listens (or it went away before answering); RemoteError if it answered with an error or
+    not within `timeout` seconds; IpcError if the socket belongs to another account.
     """
     path = socket_path(folder)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _connect(path, min(timeout, 5.0))
     try:
-        sock.settimeout(min(timeout, 5.0))
-        try:
-            with _addressable(path) as address:
-                sock.connect(address)
-        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
-            raise DaemonUnavailable(f"no daemon on {path}: {exc.strerror}") from None
-        except OSError as exc:
-            raise DaemonUnavailable(f"cannot reach the daemon on {path}: {exc}") from None
         sock.settimeout(timeout)
         try:
             sock.sendall(json.dumps(to_json(payload)).encode() + b"\n")
@@ -116,6 +122,42 @@ def request(folder: str | os.PathLike, payload: dict, timeout: float = 60.0) -> 
     if not reply.get("ok"):
         raise RemoteError(str(reply.get("error") or "the daemon reported an unknown error"))
     return from_json(reply.get("result") or {})
+
+
+def _connect(path: Path, timeout: float) -> socket.socket:
+    """A socket connected to the daemon at `path`, retrying a busy one (see `request`)."""
+    deadline, pause = time.monotonic() + CONNECT_WAIT_S, 0.005
+    while True:
+        _require_own_socket(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            with _addressable(path) as address:
+                sock.connect(address)
+            return sock
+        except BlockingIOError:  # EAGAIN: its accept queue is full
+            retry, why = True, "the daemon is busy (its queue of connections is full)"
+        except ConnectionRefusedError as exc:  # a socket file nobody listens on
+            running = holder(path.parent)
+            retry, why = bool(running and running[1] == "watch"), f"no daemon on {path}: {exc.strerror}"
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            retry, why = False, f"no daemon on {path}: {exc.strerror}"
+        except OSError as exc:
+            retry, why = False, f"cannot reach the daemon on {path}: {exc}"
+        sock.close()
+        if not retry or time.monotonic() + pause > deadline:
+            raise DaemonUnavailable(why)
+        time.sleep(pause * (0.5 + random.random()))  # jittered: a burst of clients spreads out
+        pause = min(pause * 2, 0.25)
+
+
+def _require_own_socket(path: Path) -> None:
+    try:
+        owner = os.lstat(path).st_uid
+    except OSError:
+        return  # connecting says what is wrong
+    if owner != os.geteuid():
+        raise IpcError(f"refusing the daemon socket {path}: it belongs to another account (uid {owner})")
 
 
 def _read_line(stream) -> bytes:
@@ -148,6 +190,7 @@ class _Connection(socketserver.StreamRequestHandler):
 class _ThreadingServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True  # a stuck client must not keep the daemon from exiting
     block_on_close = False
+    request_queue_size = socket.SOMAXCONN  # a burst of clients waits in the kernel's queue, not refused
 
     def __init__(self, address: str, handle: Handler, log: Callable[[str], None]):
         self.handle_request_dict = handle

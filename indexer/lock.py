@@ -50,9 +50,12 @@ class LibraryLock:
 
     def acquire(self) -> None:
         """Take the lock or raise LockHeld naming the holder; never waits."""
+        from photosearch.storage.privacy import secure_folder
+
+        secure_folder(self.path.parent, create=True)  # 0700; another account's folder: refused
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            os.fchmod(fd, 0o600)
         except OSError as exc:
             raise LockUnavailable(f"cannot make the library's lock file {self.path}: {exc.strerror}; "
                                   "free some space there or choose another --library") from None

@@ -9,6 +9,7 @@ neither ONNX Runtime nor FAISS.
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +38,36 @@ def library_folder(library_dir: str | os.PathLike | None = None) -> Path:
     from photosearch.storage.library_dir import default_library_dir
 
     return Path(library_dir).expanduser().absolute() if library_dir else default_library_dir()
+
+
+def secure_library(folder: Path, log: Log, create: bool = False) -> None:
+    """Make the library folder private to this account (0700, files 0600; created if `create`),
+    saying so in one line when it was not; ForeignLibraryError (user-facing) when another account
+    owns it or a file in it (see storage.privacy)."""
+    from photosearch.storage.privacy import describe, secure_folder
+
+    tightened = secure_folder(folder, create)
+    if tightened:
+        log(describe(folder, tightened))
+
+
+def search_text(text: str) -> str:
+    """A query as the model will read it: whitespace runs made one space, ends stripped.
+
+    ServiceError (one line) for an empty query, and for one that is not text: bytes that are not
+    UTF-8 (which Python keeps as lone surrogates, e.g. from `query $'\\xff\\xfe dog'`) or control
+    characters. They are refused rather than replaced, the same way on the command line, through
+    the daemon and in the web API, so no search runs on words the user did not type.
+    """
+    text = " ".join(str(text).split())
+    if not text:
+        raise ServiceError('the query is empty: say what to look for, e.g. "white chair"')
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        raise ServiceError("the query is not valid UTF-8 text (it holds bytes like \\xff that are not "
+                           "characters): type it again in a UTF-8 terminal")
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise ServiceError("the query contains control characters: type it as plain text")
+    return text
 
 
 def require_library(folder: Path) -> None:

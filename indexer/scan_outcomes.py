@@ -23,6 +23,7 @@ from photosearch.storage import INDEXED, Library, PhotoRecord
 
 from photosearch.indexer.copies import Copies
 from photosearch.indexer.folders import DiskFile, is_under
+from photosearch.indexer.taken_time import taken_fields
 
 # path -> (what the walk saw, the library's row for it or None, its content fingerprint)
 Waiting = dict[str, tuple[DiskFile, PhotoRecord | None, str]]
@@ -66,13 +67,14 @@ def settle_without_model(
     file cost O(N), not O(N²). False: the file needs embedding.
     """
     if record is not None and record.status == INDEXED and record.fingerprint == fingerprint:
-        lib.update_photo(replace(record, size=found.size, mtime=found.mtime))
+        lib.update_photo(replace(record, size=found.size, mtime=found.mtime, **taken_fields(record, found.mtime)))
         report.unchanged += 1
         return True
     candidate = None if record is not None else copies.claim_move(fingerprint, vanished)
     if candidate is not None:  # its old path vanished in this walk, or it is gone: a move
         lib.move(candidate.id, found.path)
-        lib.update_photo(replace(candidate, path=found.path, size=found.size, mtime=found.mtime))
+        lib.update_photo(replace(candidate, path=found.path, size=found.size, mtime=found.mtime,
+                                 **taken_fields(candidate, found.mtime)))
         report.moved += 1
         return True
     donor = copies.donor(fingerprint, vanished)
@@ -184,7 +186,7 @@ def new_record(
     """A fresh pending row for `found`, with size/time facts from an embedding or a twin."""
     return PhotoRecord(
         path=found.path, size=found.size, mtime=found.mtime, fingerprint=fingerprint,
-        width=photo.width, height=photo.height, taken_at=photo.taken_at,
+        width=photo.width, height=photo.height, **taken_fields(photo, found.mtime),
         model_fingerprint=model_fingerprint or getattr(photo, "model_fingerprint", None),
     )
 

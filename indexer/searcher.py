@@ -3,9 +3,8 @@
 `Searcher` answers them over an open library (with the model, for queries). The daemon serves
 the very same class on its socket, so answers in-process and from the daemon are the same.
 
-`LibraryBackend` is what a long-lived front end (the web page, the demo) talks to: it asks
-the library's daemon first, like `indexer.service` does, and otherwise answers with a
-`Searcher` of its own over a read-only library and a model loaded once.
+`indexer.backend.LibraryBackend`, what the web page and the demo talk to, asks the daemon
+first and otherwise answers with a `Searcher` of its own.
 """
 
 from __future__ import annotations
@@ -15,12 +14,18 @@ import os
 import threading
 from pathlib import Path
 
-from photosearch.indexer import ipc
 from photosearch.indexer import resources  # the helpers service.py shares too (a leaf: no cycle)
 from photosearch.indexer.duplicates import find_duplicates
 from photosearch.indexer.live_hits import folded_hits
+from photosearch.indexer.query_terms import TermError
+from photosearch.indexer.query_terms import check as check_terms
+from photosearch.indexer.query_terms import describe as describe_terms
+from photosearch.indexer.query_vector import encode_terms
+from photosearch.indexer.relevance import Calibration, load_calibration
 from photosearch.indexer.lock import holder
 from photosearch.indexer.resources import DEFAULT_CHECKPOINT, MAX_K, MODEL_META_KEY, Log, ServiceError, quiet
+from photosearch.storage.records import taken_iso
+from photosearch.storage.search_filter import FilterError, SearchFilter, absolute_folder
 
 
 class Searcher:
@@ -38,21 +43,28 @@ class Searcher:
         self.checkpoint = getattr(model, "checkpoint_path", None) or (
             Path(checkpoint).expanduser() if checkpoint else DEFAULT_CHECKPOINT)
         self.fingerprint = model.fingerprint if model is not None else resources.model_fingerprint(self.checkpoint)
+        self.calibration = load_calibration(self.checkpoint, self.fingerprint)
         self.daemon_pid = daemon_pid
         self.scanning = scanning or (lambda: None)
         self.source = "daemon" if daemon_pid else "in-process"
-        for notice in (resources.model_mismatch(lib, self.fingerprint), resources.unfinished_reindex_message(lib)):
-            if notice:
-                log(f"warning: {notice}")
+        self._model_lock = threading.Lock()
+        self.log = log
+        notice = resources.unfinished_reindex_message(lib)
+        if notice:
+            log(f"warning: {notice}")
 
     def answer(self, request: dict) -> dict:
         op = request.get("op")
         if op == "ping":
             return {"pid": os.getpid(), "library": str(self.folder), "model_fingerprint": self.fingerprint}
         if op == "query":
-            return self.query(str(request.get("text") or ""), _k(request), request.get("under"), _tag(request))
+            terms = request.get("terms") or [{"text": str(request.get("text") or ""), "weight": 1.0}]
+            return self.query(terms, _k(request), _filter(request), bool(request.get("allow_mismatch")))
         if op == "similar":
-            return self.similar(str(request.get("path") or ""), _k(request), request.get("under"), _tag(request))
+            return self.similar(str(request.get("path") or ""), _k(request), _filter(request),
+                                bool(request.get("allow_mismatch")))
+        if op == "browse":
+            return self.browse(_filter(request), _whole(request, "offset", 0, 10**9), _whole(request, "limit", 50, MAX_K))
         if op == "status":
             return self.status()
         if op == "duplicates":
@@ -60,16 +72,49 @@ class Searcher:
         if op == "tags":
             return {"tags": [{"name": n, "photos": c} for n, c in self.lib.tag_counts()], "source": self.source,
                     "notice": resources.model_mismatch(self.lib, self.fingerprint)}
-        raise ServiceError(f"unknown request {op!r}: expected ping, query, similar, status, duplicates or tags")
+        raise ServiceError(f"unknown request {op!r}: expected ping, query, similar, browse, status, duplicates or tags")
 
-    def query(self, text: str, k: int, under: str | None, tag: str | None = None) -> dict:
+    def query(self, terms: list[dict] | str, k: int, where: SearchFilter | str | None = None,
+              allow_mismatch: bool = False) -> dict:
+        """The `k` photos `where` lets through that best match `terms` (query_terms; or one text)."""
+        if isinstance(terms, str):
+            terms = [{"text": terms, "weight": 1.0}]
+        for term in terms:
+            if isinstance(term, dict) and isinstance(term.get("text"), str):
+                term["text"] = term["text"].strip()
+        try:
+            terms = check_terms(terms)
+        except TermError as exc:
+            raise ServiceError(str(exc)) from None
+        answer = self._search(terms, k, _as_filter(where), allow_mismatch)
+        return {"query": describe_terms(terms), "terms": terms, "k": k, **answer}
+
+    def similar(self, path: str, k: int, where: SearchFilter | str | None = None, allow_mismatch: bool = False) -> dict:
+        """The `k` photos most like the photo at `path`: indexed (itself left out), or any
+        photo file, embedded on the fly and not stored."""
+        if not path:
+            raise ServiceError("which photo? give its path")
+        answer = self._search([{"image": path, "weight": 1.0}], k, _as_filter(where), allow_mismatch, same_as=path)
+        return {"photo": path, "k": k, **answer}
+
+    def _search(self, terms: list[dict], k: int, where: SearchFilter, allow_mismatch: bool,
+                same_as: str | None = None) -> dict:
         from photosearch.storage import DimensionError
 
-        if not text.strip():
-            raise ServiceError("the query text is empty")
-        vector = self.model.encode_search_texts([text])[0]  # (D,)
+        # The daemon checks what any client sends: text that is not UTF-8 is refused, not replaced.
+        terms = [{**term, "text": resources.search_text(term["text"])} if "text" in term else term for term in terms]
+        self._check_folder(where)
+        mismatch = resources.model_mismatch(self.lib, self.fingerprint)
+        calibration = None if mismatch else self.calibration  # fitted for this model, not the library's
+        query = encode_terms(terms, self.lib, self._model, calibration, self._vocabulary())
+        if mismatch and query.used_model:
+            if not allow_mismatch:
+                raise ServiceError(mismatch + " (or add --allow-mismatch to search anyway, with meaningless scores)")
+            self.log(f"warning: {mismatch}")
         try:
-            hits = folded_hits(lambda n: self.lib.search(vector, n, under=_real(under), tag=tag), k)
+            exclude = query.exclude if same_as else None  # `similar` leaves its photo out; `--like` keeps it
+            hits = folded_hits(lambda n: self.lib.search(query.vector, n, where=where, exclude=exclude), k,
+                               same_as=same_as if exclude is not None else None)
         except DimensionError:
             self._require_photos()
             raise ServiceError(resources.model_mismatch(self.lib, self.fingerprint) or
@@ -77,23 +122,39 @@ class Searcher:
         if not hits:
             # Counting photos costs a scan of the table (~0.1 s at a million): only when it can matter.
             self._require_photos()
-            self._require_tag(tag)
-        return {"query": text, "k": k, "under": under, "tag": tag, **self._results(hits)}
+            self._require_tag(where.tag)
+        return {**where.to_request(), **self._results(hits, query, calibration)}
 
-    def similar(self, path: str, k: int, under: str | None, tag: str | None = None) -> dict:
-        # Stored by real path: `similar ~/Pictures/a.jpg` finds /data/photos/a.jpg.
-        record = self.lib.get_by_path(path) or self.lib.get_by_path(os.path.realpath(path))
-        if record is None or record.status != "indexed":
-            self._require_photos()  # an empty library says so first
-            why = "is not in the library" if record is None else f"is {record.status}"
-            if record is not None and record.error:
-                why += f" ({record.error})"
-            raise ServiceError(f"{path} {why}: index its folder first "
-                               f"(`photosearch index {os.path.dirname(path) or '.'}`)")
-        hits = folded_hits(lambda n: self.lib.similar(record.id, n, under=_real(under), tag=tag), k, same_as=path)
-        if not hits:
-            self._require_tag(tag)
-        return {"photo": path, "k": k, "under": under, "tag": tag, **self._results(hits)}
+    def browse(self, where: SearchFilter, offset: int, limit: int) -> dict:
+        """One page of the library's photos newest first (by taken-at), as the gallery shows them."""
+        self._check_folder(where)
+        records = self.lib.browse(where, offset, limit + 1)  # one more: is there a next page?
+        rows = [{"path": r.path, "taken_at": taken_iso(r), "id": r.id} for r in records[:limit]]
+        return {"offset": offset, "limit": limit, "more": len(records) > limit, **where.to_request(),
+                "total": self.lib.count_searchable(where), "results": rows}
+
+    def _model(self):
+        """The model: the one given, else this checkpoint's, loaded on first need (a photo
+        outside the library needs the image tower even for `similar`)."""
+        with self._model_lock:
+            if self.model is None:
+                self.model = resources.load_model(self.checkpoint, image=False)
+            return self.model
+
+    def _vocabulary(self) -> frozenset:
+        return self.calibration.vocabulary if self.calibration is not None else frozenset()
+
+    def _check_folder(self, where: SearchFilter) -> None:
+        """`--in` a folder that is not there, or holds no indexed photo: say so, not "no results"."""
+        if where.folder is None:
+            return
+        if not os.path.isdir(where.folder):
+            raise ServiceError(f"--in {where.folder}: no such folder")
+        if not self.lib.count_searchable(SearchFilter(folder=where.folder)):
+            self._require_photos()
+            roots = ", ".join(root.path for root in self.lib.roots()) or "none"
+            raise ServiceError(f"--in {where.folder}: no indexed photo in that folder "
+                               f"(the library's folders: {roots}); index it with `photosearch index {where.folder}`")
 
     def status(self) -> dict:
         stats = self.lib.stats()
@@ -116,6 +177,10 @@ class Searcher:
 
     def _require_photos(self) -> None:
         if not self.lib.stats()["by_status"]["indexed"]:
+            scan = self.scanning()
+            if self.daemon_pid and scan is not None:
+                raise ServiceError(f"the daemon is indexing the library's first photos ({scan['done']} of "
+                                   f"{scan['total']} done): try again in a moment")
             raise ServiceError(resources.unfinished_reindex_message(self.lib) or resources.empty_library_message(self.folder))
 
     def _require_tag(self, tag: str | None) -> None:
@@ -124,28 +189,40 @@ class Searcher:
         if tag is not None and not any(matches(tag, name) for name, _ in self.lib.tag_counts()):
             raise ServiceError(f"no indexed photo is tagged {tag!r}: `photosearch tags` lists the tags")
 
-    def _results(self, hits) -> dict:
-        """Hits (each a `FoldedHit`) as result rows, with each photo's tags and its copies."""
-        tags = self.lib.tags_of([hit.photo.id for hit in hits])
-        rows = [{"rank": i, "path": hit.photo.path, "score": hit.score,
-                 "tags": [{"name": n, "probability": p} for n, p in tags.get(hit.photo.id, [])],
-                 "copies": [copy.path for copy in hit.copies]}
-                for i, hit in enumerate(hits, 1)]
-        return {"source": self.source, "model_fingerprint": self.fingerprint, "results": rows}
+    def _results(self, hits, query=None, calibration: Calibration | None = None) -> dict:
+        """Rows with one score: the calibrated relevance (0–1) when the model has a calibration,
+        else the raw inner product; `no_good_match` when even the best is below the threshold.
+        `raw_score` is the inner product before calibration (a query mixing texts and photos:
+        with the photos' share on the text scale)."""
+        offset, factor = (query.offset, query.raw_factor) if query is not None else (0.0, 1.0)
+        tags = self.lib.tags_of([hit.photo.id for hit in hits])  # hits: `FoldedHit`s, copies folded
+        rows = []
+        for i, hit in enumerate(hits, 1):
+            score = hit.score if calibration is None else calibration.relevance(hit.score, offset)
+            rows.append({"rank": i, "path": hit.photo.path, "score": round(score, 4),
+                         "raw_score": round(hit.score / factor, 4), "taken_at": taken_iso(hit.photo),
+                         "tags": [{"name": n, "probability": p} for n, p in tags.get(hit.photo.id, [])],
+                         "copies": [copy.path for copy in hit.copies]})
+        weak = calibration is not None and (not rows or rows[0]["score"] < calibration.no_match_below)
+        return {"source": self.source, "model_fingerprint": self.fingerprint, "calibrated": calibration is not None,
+                "no_good_match": weak, "results": rows}
 
 
-def _real(folder: str | None) -> str | None:
-    """`--under ~/Pictures` (a link to a root) means the real folder, as photos are stored."""
-    return os.path.realpath(folder) if folder else folder
-
-
-def _tag(request: dict) -> str | None:
-    tag = request.get("tag")
-    if tag is None or tag == "":
-        return None
-    if not isinstance(tag, str) or len(tag) > 200:
+def _filter(request: dict) -> SearchFilter:
+    """The request's filter; `under` as the real folder (`--in ~/Pictures`, a link to a root)."""
+    try:
+        where = SearchFilter.from_request(request)
+    except FilterError as exc:
+        raise ServiceError(str(exc)) from None
+    if where.tag is not None and (len(where.tag) > 200 or not where.tag.isprintable()):
         raise ServiceError("tag must be a tag's name, e.g. \"golden retriever\" (`photosearch tags` lists them)")
-    return tag.strip().lower()
+    return where.with_folder(absolute_folder(where.folder))
+
+
+def _as_filter(where: SearchFilter | str | None) -> SearchFilter:
+    if isinstance(where, SearchFilter):
+        return where
+    return SearchFilter(folder=absolute_folder(where))
 
 
 def _k(request: dict) -> int:
@@ -155,6 +232,13 @@ def _k(request: dict) -> int:
     return k
 
 
+def _whole(request: dict, name: str, default: int, top: int) -> int:
+    value = request.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
+        raise ServiceError(f"{name} must be a whole number from 0 to {top}")
+    return value
+
+
 def _folder_bytes(folder: Path) -> int:
     total = 0
     for dirpath, _, names in os.walk(folder):
@@ -162,123 +246,3 @@ def _folder_bytes(folder: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, name)).st_size
     return total
-
-
-# -- for front ends: the daemon first, else a searcher of our own --------------------------------
-class HttpError(Exception):
-    """A request the page cannot serve, with its HTTP status (e.g. 404 for a photo it may not show)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-class LibraryBackend:
-    """Answers query/similar/status for one library and finds the photo files it may serve.
-
-    Asks the library's daemon first (as `indexer.service` does); with none, answers with a
-    `Searcher` over a read-only library and a model loaded once, reopening the library when
-    another process has changed its vectors. Thread-safe.
-    """
-
-    def __init__(self, library_dir=None, checkpoint=None, log: Log = quiet):
-        self.folder = resources.library_folder(library_dir)
-        resources.require_library(self.folder)
-        self.checkpoint, self.log = checkpoint, log
-        self.wanted = resources.model_fingerprint(resources.checkpoint_path(checkpoint)) if checkpoint else None
-        if checkpoint and self.wanted is None:
-            resources.load_query_model(checkpoint)  # an unusable model is refused now, with its reason
-        from photosearch.indexer.thumbnails import Thumbnails  # Pillow and HEIF: front ends only
-
-        self.thumbnails = Thumbnails(self.folder)
-        self._lock = threading.RLock()
-        self._lib = self._model = self._searcher = None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._lib is not None:
-                self._lib.close()
-            self._lib = self._searcher = None
-
-    def warm_up(self) -> str:
-        """Load the model now unless the daemon answers; says who will answer searches."""
-        if self._from_daemon({"op": "ping"}) is not None:
-            return "daemon"
-        with self._lock:
-            self._searcher_for(need_model=True)
-        return "in-process"
-
-    def answer(self, request: dict) -> dict:
-        """Like service.query/similar/status for `request` (an ipc request dict)."""
-        answer = self._from_daemon(request)
-        if answer is not None:
-            return answer
-        with self._lock:
-            return self._searcher_for(request.get("op") == "query").answer(request)
-
-    def with_ids(self, answer: dict) -> dict:
-        """`answer` with each result's photo id and the page's URLs for it."""
-        rows = []
-        with self._lock:
-            lib = self._library()
-            for hit in answer.get("results", []):
-                record = lib.get_by_path(hit["path"])
-                if record is not None:  # else removed since the search
-                    rows.append({**hit, "id": record.id, "name": os.path.basename(hit["path"]),
-                                 "thumb": f"/thumb/{record.id}", "photo": f"/photo/{record.id}"})
-        return {**answer, "results": rows}
-
-    def photo(self, photo_id: int):
-        """(record, real path) of a photo the page may show; HttpError 404 for any other."""
-        with self._lock:
-            lib = self._library()
-            record = lib.get(photo_id)
-            roots = [root.path for root in lib.roots()] if record is not None else []
-        if record is None:
-            raise HttpError(404, f"no photo {photo_id} in the library")
-        real = os.path.realpath(record.path)
-        holders = [os.path.realpath(root) for root in roots if _inside(record.path, root)]
-        if not any(_inside(real, root) for root in holders):
-            raise HttpError(404, f"photo {photo_id} lies outside the library's folders")
-        if not os.path.isfile(real):
-            raise HttpError(404, f"photo {photo_id} is not on disk ({record.status})")
-        return record, real
-
-    def _from_daemon(self, request: dict) -> dict | None:
-        try:
-            answer = ipc.request(self.folder, request)
-        except ipc.DaemonUnavailable:
-            return None
-        except ipc.RemoteError as exc:
-            raise ServiceError(str(exc)) from None
-        used = answer.get("model_fingerprint") or (answer.get("model") or {}).get("fingerprint")  # status: nested
-        if self.wanted is not None and used != self.wanted:
-            return None  # the daemon runs another model than the one asked for
-        return answer
-
-    def _library(self):
-        if self._lib is None:
-            from photosearch.storage import Library
-
-            self._lib = Library.open(self.folder, read_only=True)
-            if self._lib.index_warning:  # the file is behind the database: served, not rebuilt here
-                self.log(f"warning: {self._lib.index_warning}")
-        return self._lib
-
-    def _searcher_for(self, need_model: bool):
-        from photosearch.storage.meta import GENERATION
-
-        lib = self._library()
-        if lib.get_meta(GENERATION, 0) != lib.stats()["generation"]:  # another process wrote vectors
-            self.close()
-            lib = self._library()
-        if need_model and self._model is None:
-            self.log(f"loading the model ({resources.checkpoint_path(self.checkpoint)})")
-            self._model, self._searcher = resources.load_query_model(self.checkpoint), None
-        if self._searcher is None:
-            self._searcher = Searcher(lib, self.folder, model=self._model, checkpoint=self.checkpoint, log=self.log)
-        return self._searcher
-
-
-def _inside(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)

@@ -58,7 +58,7 @@ class Thumbnails:
         return jpeg_preview(source, self.size)
 
     def _store(self, path: Path, data: bytes) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, like the library around it
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jpg", dir=self.folder)
         try:
             with os.fdopen(fd, "wb") as fh:

@@ -1,4 +1,6 @@
-"""One-file checkpoints (safetensors): weights, architecture config, vocabulary, fingerprint.
+"""One-file checkpoints (safetensors): weights, architecture config, vocabulary, fingerprint, and
+the content digests of the photos it was trained and validated on (so `evaluate` can say when it
+is scoring photos the model has seen).
 
 Loading never unpickles anything. Weights that the packages provide again (a frozen pretrained
 backbone, a frozen MiniLM) are left out, which keeps the shipped checkpoint small.
@@ -51,8 +53,20 @@ def compute_fingerprint(state: dict[str, torch.Tensor], meta: dict[str, str]) ->
     return h.hexdigest()[:16]
 
 
-def save_checkpoint(model: MiniCLIP, path: str | Path, info: dict | None = None) -> str:
-    """Write the model to `path` atomically; returns its fingerprint."""
+DIGEST_HEX = 32  # photos are recorded by the first 128 bits of their sha256 (hex): 34 bytes a photo
+
+
+def photo_record(train_digests: list[str], val_digests: list[str]) -> dict:
+    """What a checkpoint records of its photos: {"digest", "train", "val"} (hex sha256 prefixes)."""
+    return {"digest": f"sha256/{DIGEST_HEX * 4}", "train": sorted({d[:DIGEST_HEX] for d in train_digests}),
+            "val": sorted({d[:DIGEST_HEX] for d in val_digests})}
+
+
+def save_checkpoint(model: MiniCLIP, path: str | Path, info: dict | None = None, photos: dict | None = None) -> str:
+    """Write the model to `path` atomically; returns its fingerprint.
+
+    `photos` is a `photo_record` of the training and validation photos (default: what the model
+    was loaded with, so re-saving a checkpoint keeps it); it does not enter the fingerprint."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -65,6 +79,9 @@ def save_checkpoint(model: MiniCLIP, path: str | Path, info: dict | None = None)
         "backbone_weights": model.backbone_weights if model.backbone_weights in ("wheel", "torchvision", "random") else "file",
         "info": json.dumps(info or {}, sort_keys=True),
     }
+    photos = photos if photos is not None else getattr(model, "photos", None)
+    if photos:
+        meta["photos"] = json.dumps(photos)
     meta["fingerprint"] = compute_fingerprint(state, meta)
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=meta)
@@ -73,6 +90,7 @@ def save_checkpoint(model: MiniCLIP, path: str | Path, info: dict | None = None)
     tmp.chmod(0o666 & ~umask)  # safetensors writes 0600; a checkpoint is as readable as its ONNX files
     tmp.replace(path)
     model.fingerprint = meta["fingerprint"]
+    model.photos = photos
     return meta["fingerprint"]
 
 
@@ -111,4 +129,8 @@ def load_checkpoint(path: str | Path | None = None, device: str = "cpu", image_t
     model.load_state_dict(state, strict=False)
     model.fingerprint = meta["fingerprint"]
     model.info = json.loads(meta.get("info") or "{}")
+    try:
+        model.photos = json.loads(meta["photos"]) if meta.get("photos") else None  # None: saved before photos were recorded
+    except ValueError:
+        raise CheckpointError(f"{path} has an unreadable record of its training photos") from None
     return model.to(device).eval()

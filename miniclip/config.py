@@ -8,6 +8,17 @@ BACKBONES = ("efficientnet_lite0", "resnet18")
 TEXT_ENCODERS = ("minilm", "lstm", "transformer", "bow")
 
 
+# What a ModelConfig may hold: sizes well above any model here, far below what would exhaust memory.
+CHOICES = {"backbone": BACKBONES, "text_encoder": TEXT_ENCODERS, "word_init": ("minilm", "random")}
+BOUNDS = {
+    "embed_dim": (1, 4096), "head_hidden": (1, 16384), "image_size": (16, 1024), "vocab_size": (1, 200_000),
+    "max_len": (1, 1024), "word_dim": (1, 2048), "lstm_hidden": (1, 4096), "lstm_layers": (1, 16),
+    "tf_dim": (1, 4096), "tf_layers": (1, 48), "tf_heads": (1, 64), "minilm_finetune_layers": (0, 6),
+    "concept_top_t": (1, 1000), "dropout": (0.0, 1.0), "input_dropout": (0.0, 1.0),
+    "feature_noise": (0.0, 10.0), "concept_weight": (0.0, 100.0),
+}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a MiniCLIP from its checkpoint alone."""
@@ -38,6 +49,24 @@ class ModelConfig:
     concept_weight: float = 0.0  # weight of the ConSE score beside MiniCLIP's; 0 turns it off
     concept_top_t: int = 100  # class names averaged into a photo's concept vector
 
+    def __post_init__(self) -> None:
+        """ValueError (one line) for a value outside what any real model uses: a checkpoint's
+        config comes from a file, and its sizes are allocated before anything else is checked."""
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"model config {name} = {getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        for name, (low, high) in BOUNDS.items():
+            value = getattr(self, name)
+            kind = float if isinstance(low, float) else int
+            if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int) \
+                    or not low <= value <= high:
+                raise ValueError(f"model config {name} = {value!r} is outside {low}..{high}")
+        for name in ("finetune_backbone", "use_class_probs"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"model config {name} = {getattr(self, name)!r} is not true or false")
+        if self.tf_dim % self.tf_heads:
+            raise ValueError(f"model config tf_dim = {self.tf_dim} is not a multiple of tf_heads = {self.tf_heads}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -58,6 +87,9 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 3e-4  # AdamW
     weight_decay: float = 1e-4
+    decay_all: bool = True  # False: no weight decay on biases, norms and the temperature (nanoGPT, open_clip)
+    hard_negative_weight: float = 0.0  # weight of a VSE++ max-violation hinge beside InfoNCE (0: off)
+    hard_negative_margin: float = 0.2  # its margin, in cosine
     warmup_epochs: int = 5  # linear warmup, then cosine decay
     grad_clip: float = 1.0
     patience: int = 10  # early stopping on validation mean recall

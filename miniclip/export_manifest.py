@@ -33,6 +33,7 @@ BUNDLED_DIR = PACKAGE_ROOT / "checkpoints"
 MINILM_DIR = BUNDLED_DIR / "minilm"  # all-MiniLM-L6-v2 for the query path (weights without the pooler)
 MINILM_WEIGHTS = "model.safetensors"
 MINILM_TOKENIZER = "tokenizer.json"
+MAX_MANIFEST_BYTES = 1 << 20  # a real manifest is under 2 KB
 
 
 class ExportError(CheckpointError):
@@ -115,6 +116,8 @@ def read_manifest(paths: ExportPaths, checkpoint_fingerprint: str) -> dict:
         raise ExportError(f"{paths.checkpoint} has no ONNX export ({paths.manifest.name} is missing): {again} "
                           "(needs the training extra: pip install 'photosearch[train]')")
     try:
+        if paths.manifest.stat().st_size > MAX_MANIFEST_BYTES:  # bounded before it is read
+            raise ValueError("too large")
         manifest = json.loads(paths.manifest.read_text())
     except PermissionError:
         raise ExportError(f"cannot read {paths.manifest}: permission denied") from None

@@ -1,8 +1,10 @@
 """On-disk cache of frozen-tower outputs: backbone features per image view, sentence embeddings.
 
 Image entries are keyed by backbone, weights, preprocessing, augmentation seed and the file's
-content, so a changed photo or another backbone never reuses stale features; later epochs and later
-runs read them back instead of running the backbone again.
+content (sha256), so a changed photo or another backbone never reuses stale features; later epochs
+and later runs read them back instead of running the backbone again. View v of a photo is drawn
+from a generator seeded by (seed, the photo's digest, v) alone, so the same seed gives the same
+cache whatever the thread pool's order.
 """
 
 from __future__ import annotations
@@ -18,16 +20,15 @@ import torch
 from PIL import Image
 
 from photosearch.miniclip.cache_dir import default_cache_dir
+from photosearch.miniclip.file_hashes import sha256_of
+from photosearch.miniclip.transforms import view_rng
 
 Progress = Callable[[int, int], None]
 
 
-def _content_hash(path: Path) -> str:
-    return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
-
-
-def _view_seed(seed: int, content: str, view: int) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{seed}:{content}:{view}".encode(), digest_size=8).digest(), "little") >> 1
+def photo_digests(paths: list[Path]) -> list[str]:
+    """Hex sha256 of each file's bytes: the photo's identity in the cache and in checkpoints."""
+    return [sha256_of(p) for p in paths]
 
 
 class FeatureCache:
@@ -39,6 +40,13 @@ class FeatureCache:
         key = hashlib.sha256(model.preprocessing_key.encode()).hexdigest()[:16]
         self.image_dir = self.root / "features" / key
         self.batch_size = batch_size
+        self._digests: dict[Path, str] = {}
+
+    def digests(self, paths: list[Path]) -> list[str]:
+        """sha256 of each photo (remembered for this cache's lifetime, as photos are read twice)."""
+        todo = [p for p in paths if p not in self._digests]
+        self._digests.update(zip(todo, photo_digests(todo)))
+        return [self._digests[p] for p in paths]
 
     def _entry(self, content: str, seed: int) -> Path:
         return self.image_dir / content[:2] / f"{content}-s{seed}.npy"
@@ -49,13 +57,12 @@ class FeatureCache:
         out = [self.model.image_transform(image)]
         augment = self.model.augment_transform
         for v in range(1, views):
-            torch.manual_seed(_view_seed(seed, content, v))
-            out.append(augment(image))
+            out.append(augment(image, view_rng(seed, content, v), view=v))
         return torch.stack(out)  # (V, 3, H, W)
 
     def image_features(self, paths: list[Path], views: int = 1, seed: int = 0, progress: Progress | None = None) -> torch.Tensor:
         """(N, views, C) float32 features; missing entries are computed and stored."""
-        hashes = [_content_hash(p) for p in paths]
+        hashes = self.digests(paths)
         result: list[np.ndarray | None] = [None] * len(paths)
         todo = []
         for i, h in enumerate(hashes):
@@ -73,7 +80,6 @@ class FeatureCache:
         if progress:
             progress(done, len(paths))
         chunk = max(1, self.batch_size // views)
-        torch_state = torch.random.get_rng_state()
         with ThreadPoolExecutor(max_workers=2) as pool:
             for start in range(0, len(todo), chunk):
                 idx = todo[start:start + chunk]
@@ -91,7 +97,6 @@ class FeatureCache:
                 done += len(idx)
                 if progress:
                     progress(done, len(paths))
-        torch.random.set_rng_state(torch_state)
         return torch.from_numpy(np.stack(result).astype(np.float32))
 
     def sentence_embeddings(self, texts: list[str], encode: Callable[[list[str]], torch.Tensor], tag: str, batch_size: int = 256) -> torch.Tensor:

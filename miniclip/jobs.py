@@ -28,6 +28,7 @@ def train_from_options(opts: dict):
     train_cfg = with_overrides(
         TrainConfig(), epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"], seed=opts["seed"],
         weight_decay=opts.get("weight_decay"), views=opts.get("views"), patience=opts.get("patience"),
+        decay_all=False if opts.get("no_decay_norms") else None, hard_negative_weight=opts.get("hard_negative_weight"),
     )
     if train_cfg.warmup_epochs >= train_cfg.epochs:
         train_cfg = with_overrides(train_cfg, warmup_epochs=max(0, train_cfg.epochs // 5))
@@ -67,10 +68,14 @@ def train_from_options(opts: dict):
 
 def evaluate_checkpoints(checkpoints: list[str], captions_json: str, image_root: str,
                          concept_weight: float | None, cache_dir: str | None, device: str = "cpu") -> dict:
-    """Metrics of each checkpoint (by name) and a random baseline on one captions file."""
+    """Metrics of each checkpoint (by name) and a random baseline on one captions file.
+
+    Each checkpoint's row also holds `evaluation.trust_report`'s fields: the overlap with the
+    photos it trained or validated on, the figures on the photos it never saw, the colour
+    queries' figures, and `warnings` (the command prints them on stderr)."""
     from photosearch.miniclip.checkpoint import default_checkpoint_path, load_checkpoint
     from photosearch.miniclip.data import load_captions
-    from photosearch.miniclip.evaluation import evaluate
+    from photosearch.miniclip.evaluation import evaluate, trust_report
     from photosearch.miniclip.features import FeatureCache
     from photosearch.miniclip.metrics import random_baseline
     from photosearch.miniclip.pipeline import pick_device
@@ -79,11 +84,15 @@ def evaluate_checkpoints(checkpoints: list[str], captions_json: str, image_root:
     if data.skipped:
         print("skipped: " + ", ".join(f"{n} {r}" for r, n in data.skipped.items()), file=sys.stderr)
     rows = {}
+    digests = None
     for path in checkpoints or [str(default_checkpoint_path())]:
         model = load_checkpoint(path, device=str(pick_device(device)))
         name = Path(path).stem
         if name in rows:
             raise DataError(f"two checkpoints are named {name!r}; rename one")
-        rows[name] = evaluate(model, data, FeatureCache(model, cache_dir), concept_weight)[0]
+        cache = FeatureCache(model, cache_dir)
+        digests = digests or cache.digests(data.paths)
+        metrics, sim = evaluate(model, data, cache, concept_weight)
+        rows[name] = {**metrics, **trust_report(name, model.photos, data, sim, digests)}
     rows["random"] = random_baseline(data.caption_image, len(data.files))
     return rows

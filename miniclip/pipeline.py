@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from photosearch.miniclip import plots
-from photosearch.miniclip.checkpoint import save_checkpoint
+from photosearch.miniclip.checkpoint import photo_record, save_checkpoint
 from photosearch.miniclip.export import export_model
 from photosearch.miniclip.config import PRESETS, ModelConfig, TrainConfig
 from photosearch.miniclip.data import CaptionSet, epoch_batches, load_captions, split_by_image
 from photosearch.miniclip.errors import DataError
-from photosearch.miniclip.evaluation import evaluate
+from photosearch.miniclip.evaluation import evaluate, trust_report
 from photosearch.miniclip.features import FeatureCache
 from photosearch.miniclip.loss import ClipLoss
 from photosearch.miniclip.metrics import random_baseline, retrieval_metrics
@@ -55,6 +55,7 @@ class TrainOutcome:
     epochs_run: int
     seconds: float
     skipped: dict
+    warnings: list[str] = field(default_factory=list)  # what the evaluation's figures cannot be trusted for
 
 
 def pick_device(name: str) -> torch.device:
@@ -116,14 +117,14 @@ def run_training(job: TrainJob, on_epoch: Callable[[EpochReport], None] | None =
     cache = FeatureCache(model, job.cache_dir)
     stage = (lambda name: (lambda done, total: on_stage(name, done, total))) if on_stage else (lambda name: None)
     if job.model.finetune_backbone:
-        train_images = _ImageLoader(model, train.paths, augment=True)
-        val_images = _ImageLoader(model, val.paths, augment=False)
+        train_images = _ImageLoader(model, train.paths, augment=True, seed=cfg.seed)
+        val_images = _ImageLoader(model, val.paths, augment=False, seed=cfg.seed)
     else:
         train_feats = cache.image_features(train.paths, views=cfg.views, seed=cfg.seed, progress=stage("train features")).to(device)
         val_feats = cache.image_features(val.paths, views=1, seed=cfg.seed, progress=stage("val features"))[:, 0].to(device)
     train_text = _TextInputs(model, train.captions, cache, device)
     val_text = _TextInputs(model, val.captions, cache, device)
-    loss = ClipLoss()
+    loss = ClipLoss(cfg.hard_negative_weight, cfg.hard_negative_margin)
 
     def batches(epoch: int):
         rng = np.random.default_rng([cfg.seed, max(epoch, 0)])
@@ -131,7 +132,7 @@ def run_training(job: TrainJob, on_epoch: Callable[[EpochReport], None] | None =
             if epoch < 0:  # counting steps only
                 yield None
             elif job.model.finetune_backbone:
-                yield train_images.load(train.caption_image[rows]).to(device), train_text.take(rows)
+                yield train_images.load(train.caption_image[rows], epoch).to(device), train_text.take(rows)
             else:
                 images = torch.as_tensor(train.caption_image[rows], device=device)
                 views = torch.as_tensor(rng.integers(0, cfg.views, len(rows)), device=device)
@@ -164,14 +165,17 @@ def run_training(job: TrainJob, on_epoch: Callable[[EpochReport], None] | None =
         "epochs_run": len(result.history), "train_config": asdict(cfg),
     }
     checkpoint = Path(job.checkpoint_dir) / f"{name}.safetensors"
-    save_checkpoint(model, checkpoint, info)
+    photos = photo_record(cache.digests(train.paths), cache.digests(val.paths))
+    save_checkpoint(model, checkpoint, info, photos)
     export_model(model, checkpoint)  # the ONNX towers the serving path runs
     metrics, sim = evaluate(model, test, cache)
+    trust = trust_report(name, photos, test, sim, cache.digests(test.paths))
     seconds = time.perf_counter() - start
     report = {
         "name": name, "checkpoint": str(checkpoint), "fingerprint": model.fingerprint,
         "eval_split": "val" if job.val_captions_json else "test", "eval_images": len(test.files),
         "eval_captions": len(test.captions), "metrics": metrics,
+        **{k: trust[k] for k in ("overlap", "unseen", "colour_t2i", "warnings") if k in trust},
         "random": random_baseline(test.caption_image, len(test.files), cfg.seed),
         "best_epoch": result.best_epoch, "epochs_run": len(result.history), "seconds": round(seconds, 1),
         "skipped": skipped,
@@ -185,7 +189,8 @@ def run_training(job: TrainJob, on_epoch: Callable[[EpochReport], None] | None =
     plots.training_curves(result.history, results / f"training_curves_{name}.png")
     plots.retrieval_examples(test, sim, results / f"retrieval_results_{name}.png", seed=cfg.seed)
     plots.metrics_comparison({name: metrics, "random": report["random"]}, results / "metrics_comparison.png")
-    return TrainOutcome(checkpoint, metrics, metrics_path, result.best_epoch, len(result.history), seconds, skipped)
+    return TrainOutcome(checkpoint, metrics, metrics_path, result.best_epoch, len(result.history), seconds, skipped,
+                        trust["warnings"])
 
 
 def _start_from_minilm_words(model: MiniCLIP, tokenizer: WordTokenizer) -> None:
@@ -201,20 +206,27 @@ def _start_from_minilm_words(model: MiniCLIP, tokenizer: WordTokenizer) -> None:
 
 
 class _ImageLoader:
-    """Photos decoded on the fly (for --finetune-backbone): augmented for training, else the eval view."""
+    """Photos decoded on the fly (for --finetune-backbone): augmented for training (a random crop
+    per photo and epoch, drawn from (seed, photo, epoch)), else the eval view."""
 
-    def __init__(self, model: MiniCLIP, paths: list[Path], augment: bool):
-        self.paths = paths
-        self.transform = model.augment_transform if augment else model.image_transform
+    def __init__(self, model: MiniCLIP, paths: list[Path], augment: bool, seed: int):
+        self.paths, self.seed = paths, seed
+        self.augment = model.augment_transform if augment else None
+        self.transform = model.image_transform
 
-    def _one(self, index: int) -> torch.Tensor:
+    def _one(self, index: int, epoch: int) -> torch.Tensor:
         from PIL import Image
 
-        with Image.open(self.paths[int(index)]) as im:
-            return self.transform(im.convert("RGB"))
+        from photosearch.miniclip.transforms import view_rng
 
-    def load(self, indices) -> torch.Tensor:
+        with Image.open(self.paths[int(index)]) as im:
+            image = im.convert("RGB")
+        if self.augment is None:
+            return self.transform(image)
+        return self.augment(image, view_rng(self.seed, str(int(index)), 2 + epoch))
+
+    def load(self, indices, epoch: int = 0) -> torch.Tensor:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            return torch.stack(list(pool.map(self._one, indices)))  # (B, 3, H, W)
+            return torch.stack(list(pool.map(lambda i: self._one(i, epoch), indices)))  # (B, 3, H, W)

@@ -27,23 +27,34 @@ def training_curves(history: list, path: Path) -> None:
 
 
 def retrieval_examples(data, sim: np.ndarray, path: Path, n_queries: int = 5, k: int = 5, seed: int = 0) -> None:
-    """Query captions with their top-k images; the right image is framed in green."""
+    """Query captions (wrapped, whole) with their top-k images at their own aspect ratio; the
+    right image is framed in green."""
+    import textwrap
+
     rng = np.random.default_rng(seed)
     queries = rng.choice(len(data.captions), size=min(n_queries, len(data.captions)), replace=False)
-    fig, axes = plt.subplots(len(queries), k, figsize=(2.2 * k, 2.6 * len(queries)), squeeze=False)
+    fig, axes = plt.subplots(len(queries), k + 1, figsize=(2.2 * (k + 1), 2.4 * len(queries)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.3] + [1] * k})
     for row, q in enumerate(queries):
+        text_ax = axes[row, 0]
+        text_ax.axis("off")
+        text_ax.text(0.0, 0.5, textwrap.fill(data.captions[q], width=24), fontsize=8, va="center", ha="left",
+                     transform=text_ax.transAxes, wrap=True)
         top = np.argsort(-sim[q])[:k]
-        for col, img in enumerate(top):
+        for col, img in enumerate(top, start=1):
             ax = axes[row, col]
             with Image.open(data.paths[img]) as im:
-                ax.imshow(im.convert("RGB").resize((160, 160)))
+                thumb = im.convert("RGB")
+                thumb.thumbnail((240, 240))
+            ax.imshow(thumb)  # aspect "equal": the photo keeps its shape, the frame hugs it
             hit = img == data.caption_image[q]
             ax.set_xticks([]), ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_edgecolor("green" if hit else "lightgrey")
                 spine.set_linewidth(4 if hit else 1)
             ax.set_title(f"{sim[q, img]:.3f}" + (" ✓" if hit else ""), fontsize=8)
-        axes[row, 0].set_ylabel(data.captions[q][:40], fontsize=7, rotation=0, ha="right", va="center")
+        for col in range(len(top) + 1, k + 1):
+            axes[row, col].axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

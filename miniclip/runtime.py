@@ -151,9 +151,9 @@ class SearchModel:
 
             try:
                 self._words = WordTokenizer.from_dict(json.loads(self._meta["tokenizer"]))
-            except (KeyError, ValueError, TypeError):
-                raise CheckpointError(f"{self.checkpoint_path} lacks the vocabulary of its "
-                                      f"{self.text_encoder} text tower") from None
+            except (KeyError, ValueError, TypeError) as exc:  # absent, malformed, or too large (tokenizer bounds)
+                raise CheckpointError(f"{self.checkpoint_path} has no usable vocabulary for its "
+                                      f"{self.text_encoder} text tower ({exc})") from None
         if "sentences" in inputs:
             self._sentences = self._load_sentence_encoder()
         self._text_inputs = inputs  # the exporter drops inputs a graph does not use (lengths, for some)

@@ -10,6 +10,7 @@ import numpy as np
 
 PAD, UNK, CLS = "<pad>", "<unk>", "<cls>"
 SPECIALS = (PAD, UNK, CLS)
+MAX_WORDS, MAX_LEN = 200_000, 1024  # = config.BOUNDS' vocab_size and max_len
 _WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 
 
@@ -61,4 +62,11 @@ class WordTokenizer:
 
     @classmethod
     def from_dict(cls, data: dict) -> "WordTokenizer":
-        return cls(list(data["words"]), max_len=int(data["max_len"]))
+        """The tokenizer `to_dict` wrote; ValueError for one too large or of the wrong shape
+        (it comes from a checkpoint file, and its size becomes an embedding table)."""
+        words, max_len = data["words"], data["max_len"]
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words) or len(words) > MAX_WORDS:
+            raise ValueError(f"the vocabulary must be a list of at most {MAX_WORDS} words")
+        if isinstance(max_len, bool) or not isinstance(max_len, int) or not 1 <= max_len <= MAX_LEN:
+            raise ValueError(f"the tokenizer's max_len must be a whole number from 1 to {MAX_LEN}")
+        return cls(words, max_len=max_len)

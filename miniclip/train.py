@@ -45,6 +45,16 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """AdamW groups: every trainable tensor decays with `decay_all`; otherwise only matrices and
+    embeddings (ndim >= 2) do, and biases, norm scales and the temperature (ndim < 2) do not."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if cfg.decay_all:
+        return [{"params": trainable, "weight_decay": cfg.weight_decay}]
+    return [{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+            {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}]
+
+
 def fit(
     model: nn.Module,
     batches: Callable[[int], Iterable],
@@ -56,7 +66,7 @@ def fit(
 ) -> FitResult:
     """Train; leaves the model holding the weights of the best validation epoch."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr)
     steps_per_epoch = max(1, sum(1 for _ in batches(-1)))
     total = steps_per_epoch * cfg.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(

@@ -16,6 +16,8 @@ then ``os.replace``-s both and fsyncs the directory. A crash at any point leaves
 the new pair, or a new index with the old sidecar, which the size/mtime check reports (the
 next writer repairs it from SQLite). A failed write (ENOSPC) happens before any rename, so the
 previous files are untouched and :class:`IndexSaveError` says why.
+Before FAISS reads a flat index file, ``index_layout`` checks that every size it declares
+fits in the file: FAISS allocates what a file says before reading it.
 
 Writers read the file through the same kind of callback, checking the CRC in the same pass.
 Read-only opens (a ``photosearch query`` without a daemon) must answer in well under a second
@@ -35,6 +37,7 @@ from pathlib import Path
 import faiss
 
 from .errors import IndexSaveError
+from .index_layout import LayoutError, check_layout
 from .vector_index import FLAT, IVF, IndexConfig, VectorIndex
 
 INDEX_NAME = "vectors.faiss"
@@ -77,7 +80,7 @@ class _ChecksumFile:
 
 def write_index(index: faiss.Index, path: Path) -> dict[str, int]:
     """Write ``index`` to ``path`` (fsynced); its facts for the sidecar (size, mtime, CRC)."""
-    with open(path, "wb") as f:
+    with open(_private_fd(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
         sink = _ChecksumFile(f)
         faiss.write_index(index, faiss.PyCallbackIOWriter(sink.write))
         f.flush()
@@ -111,7 +114,7 @@ def save(folder: Path, vindex: VectorIndex) -> None:
                 "dim": vindex.dim, "count": vindex.count, "trained_for": vindex.trained_for,
                 **write_index(_without_direct_map(vindex.faiss_index), index_tmp),
             }
-            with open(sidecar_tmp, "w", encoding="utf-8") as f:
+            with open(_private_fd(sidecar_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w", encoding="utf-8") as f:
                 json.dump(sidecar, f)
                 f.flush()
                 os.fsync(f.fileno())
@@ -165,6 +168,8 @@ def load(folder: Path, config: IndexConfig, *, read_only: bool = False) -> Vecto
     if (stat.st_size, stat.st_mtime_ns) != expected or kind not in (FLAT, IVF):
         raise IndexFileProblem("index file does not match its sidecar (interrupted save?)")
     try:
+        if kind == FLAT:  # every size in it fits the file: FAISS allocates what they say
+            check_layout(index_path)  # (IVF files: not walked yet, see index_layout)
         if read_only:
             index = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
         else:
@@ -174,7 +179,7 @@ def load(folder: Path, config: IndexConfig, *, read_only: bool = False) -> Vecto
                 source.read(1)  # nothing may follow the index
             if source.crc != crc:
                 raise IndexFileProblem("corrupt (checksum mismatch: the file changed on disk)")
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, LayoutError) as exc:
         raise IndexFileProblem(f"corrupt ({exc})") from exc
     problem = _shape_problem(index, kind, count)
     if problem:
@@ -217,7 +222,7 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    with open(lock_path, "a") as lock:
+    with open(_private_fd(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -233,6 +238,12 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _private_fd(path: Path, flags: int) -> int:
+    fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # also a file left 0644 by an older version
+    return fd
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -29,6 +29,7 @@ from .library_photos import PhotoMethods
 from .library_tags import TagMethods
 from .library_vectors import VectorMethods
 from .migrations import migrate, require_current
+from .privacy import create_private_file, secure_folder
 from .records import STATUSES
 from .vector_index import IndexConfig
 
@@ -55,17 +56,19 @@ class Library(PhotoMethods, VectorMethods, TagMethods, GroupMethods):
         ``stats()["index_repair"]`` then says why. ``read_only`` libraries never write nor
         build: they map the file and serve it even when it is behind the database, with
         ``index_warning`` saying so (e.g. a query process while the daemon runs).
+        The folder is made private to this account (``storage.privacy``); one that another
+        account owns raises ``ForeignLibraryError``.
         """
         folder = Path(folder).expanduser()
         db_path = folder / DB_NAME
         if read_only and not db_path.exists():
             raise StorageError(f"no photo library at {folder} (no {DB_NAME})")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot create the library folder {folder}: {exc.strerror}"
-            ) from exc
+        secure_folder(folder, create=not read_only)  # 0700/0600; another account's: refused
+        if not read_only:
+            try:
+                create_private_file(db_path)
+            except OSError as exc:
+                raise StorageError(f"cannot create {db_path}: {exc.strerror}") from exc
         return cls._start(make_engine(db_path), folder, index, read_only)
 
     @classmethod

@@ -8,6 +8,7 @@ index's upkeep (save, check).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
@@ -16,8 +17,9 @@ import numpy as np
 from . import meta, photos, tags, vector_rows
 from .errors import DimensionError, PhotoNotFoundError, ReadOnlyError
 from .library_core import LibraryCore, PathLike
-from .records import SearchHit
+from .records import PhotoRecord, SearchHit
 from .search import search_hits
+from .search_filter import SearchFilter
 
 
 class VectorMethods(LibraryCore):
@@ -75,24 +77,36 @@ class VectorMethods(LibraryCore):
 
     # -- search ------------------------------------------------------------------------------
     def search(
-        self, query_vec: np.ndarray, k: int, under: PathLike | None = None, tag: str | None = None
+        self, query_vec: np.ndarray, k: int, under: PathLike | None = None,
+        *, where: SearchFilter | None = None, exclude: int | None = None,
     ) -> list[SearchHit]:
-        """Top-``k`` searchable photos by inner product with ``query_vec``, best first;
-        ``under``: only photos inside that folder; ``tag``: only photos with that tag."""
-        return self._search(query_vec, k, under, exclude=None, tag=tag)
+        """Top-``k`` searchable photos by inner product with ``query_vec`` (float32 ``(D,)``),
+        best first, among those ``where`` lets through (``under``: only photos inside that
+        folder, a shorthand for ``where=SearchFilter(folder=under)``), never photo ``exclude``."""
+        self._check_open()
+        where = _combined(where, under)
+        return search_hits(self._scope.read, self._vectors, query_vec, k, where, exclude)
 
     def similar(
-        self, pid: int, k: int, under: PathLike | None = None, tag: str | None = None
+        self, pid: int, k: int, under: PathLike | None = None, *, where: SearchFilter | None = None
     ) -> list[SearchHit]:
         """Top-``k`` photos most like photo ``pid`` (its own vector as the query), minus itself."""
         vector = self.get_vector(pid)
         if vector is None:
             raise PhotoNotFoundError(f"photo {pid} has no vector (unknown, or not indexed yet)")
-        return self._search(vector, k, under, exclude=pid, tag=tag)
+        return self.search(vector, k, under, where=where, exclude=pid)
 
-    def _search(self, query_vec, k: int, under, exclude: int | None, tag: str | None = None) -> list[SearchHit]:
+    def browse(self, where: SearchFilter | None = None, offset: int = 0, limit: int = 50) -> list[PhotoRecord]:
+        """One page of the indexed photos ``where`` lets through, newest taken first."""
         self._check_open()
-        return search_hits(self._scope.read, self._vectors, query_vec, k, under, exclude, tag)
+        with self._read() as session:
+            return photos.browse(session, where or SearchFilter(), offset, limit)
+
+    def count_searchable(self, where: SearchFilter | None = None) -> int:
+        """How many indexed photos ``where`` lets through."""
+        self._check_open()
+        with self._read() as session:
+            return photos.count_searchable(session, where or SearchFilter())
 
     # -- upkeep ------------------------------------------------------------------------------
     def save_index(self) -> None:
@@ -123,3 +137,9 @@ class VectorMethods(LibraryCore):
         (every id once, each with its stored vector). Reads every vector: for tests and audits."""
         self._check_open()
         return self._vectors.mismatch()
+
+
+def _combined(where: SearchFilter | None, under: PathLike | None) -> SearchFilter | None:
+    if under is None:
+        return where
+    return (where or SearchFilter()).with_folder(os.fspath(under))

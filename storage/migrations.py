@@ -113,6 +113,30 @@ def _v2_to_v3(conn: Connection) -> None:
 
 
 def _v3_to_v4(conn: Connection) -> None:
+    """Taken-at for every photo: the EXIF time where there was one, else the file's mtime.
+
+    ``taken_at`` becomes the time a photo was taken as a local wall time for every row (the
+    date filters and the gallery's order use it), ``taken_source`` says where it came from
+    ("exif" or "mtime") and ``taken_offset`` is its UTC offset in minutes when known (EXIF
+    OffsetTimeOriginal; for an mtime, this machine's offset at that moment). Rows with an EXIF
+    time keep it (offset unknown: v3 did not read it); the others get their mtime.
+    """
+    conn.exec_driver_sql("ALTER TABLE photos ADD COLUMN taken_offset INTEGER")
+    conn.exec_driver_sql("ALTER TABLE photos ADD COLUMN taken_source TEXT")
+    conn.exec_driver_sql("UPDATE photos SET taken_source = 'exif' WHERE taken_at IS NOT NULL")
+    local = "datetime(mtime, 'unixepoch', 'localtime')"
+    conn.exec_driver_sql(
+        f"""
+        UPDATE photos SET taken_source = 'mtime', taken_at = {local} || '.000000',
+            taken_offset = CAST(ROUND((julianday({local}) - julianday(mtime, 'unixepoch')) * 1440) AS INTEGER)
+        WHERE taken_at IS NULL
+        """
+    )
+    # Serves "newest first" (the gallery) and date ranges as one index scan.
+    conn.exec_driver_sql("CREATE INDEX ix_photos_taken_at ON photos (taken_at)")
+
+
+def _v4_to_v5(conn: Connection) -> None:
     """Automatic tags (ImageNet classes) per photo, and each photo's perceptual hash (for
     near-duplicates). Photos indexed before have neither until `photosearch reindex` (the
     export that computes tags has its own model fingerprint)."""
@@ -136,13 +160,11 @@ def _v3_to_v4(conn: Connection) -> None:
     )
     conn.exec_driver_sql("CREATE INDEX ix_tags_name ON tags (name, photo_id)")
 
-
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
-    1: _create_v1, 2: _v1_to_v2, 3: _v2_to_v3, 4: _v3_to_v4,
+    1: _create_v1, 2: _v1_to_v2, 3: _v2_to_v3, 4: _v3_to_v4, 5: _v4_to_v5,
 }
 REBUILDS = {3}  # steps that rebuild a referenced table: run with foreign keys off
 SCHEMA_VERSION = max(MIGRATIONS)
-
 
 def schema_version(conn: Connection) -> int:
     """The version recorded in the database; 0 for an empty database."""
@@ -162,7 +184,6 @@ def schema_version(conn: Connection) -> int:
     except (ValueError, TypeError) as exc:
         raise SchemaError(f"unreadable schema_version {raw!r} in the database") from exc
 
-
 def check_version(version: int) -> None:
     """Raise :class:`SchemaError` if ``version`` is newer than this code understands."""
     if version > SCHEMA_VERSION:
@@ -170,7 +191,6 @@ def check_version(version: int) -> None:
             f"the library database has schema version {version}, but this photosearch only "
             f"understands up to version {SCHEMA_VERSION}; upgrade photosearch to open it"
         )
-
 
 def migrate(engine: Engine) -> int:
     """Upgrade the database to ``SCHEMA_VERSION`` one step at a time; return the final version."""
@@ -192,7 +212,6 @@ def migrate(engine: Engine) -> int:
                 raise SchemaError(f"upgrading the library to schema version {target} broke references")
     return SCHEMA_VERSION
 
-
 @contextmanager
 def _step(engine: Engine, foreign_keys: bool) -> Iterator[Connection]:
     """One migration step's write transaction, with foreign keys enforced or (for a table
@@ -208,11 +227,9 @@ def _step(engine: Engine, foreign_keys: bool) -> Iterator[Connection]:
             if not foreign_keys:
                 raw.execute("PRAGMA foreign_keys=ON")
 
-
 def foreign_keys_hold(conn: Connection) -> bool:
     """True when every reference in the database points at an existing row."""
     return conn.exec_driver_sql("PRAGMA foreign_key_check").first() is None
-
 
 def require_current(engine: Engine) -> None:
     """For read-only use: the schema must be exactly this code's (no upgrade is possible)."""

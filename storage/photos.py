@@ -7,13 +7,14 @@ from collections.abc import Iterable
 from dataclasses import asdict, fields
 
 import numpy as np
-from sqlalchemy import ColumnElement, and_, case, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, insert, or_, select, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.orm import Session
 
 from .errors import PathConflictError, PhotoNotFoundError
 from .records import FAILED, INDEXED, MISSING, PENDING, STATUSES, PhotoRecord
-from .tables import PhotoRow, VectorRow
+from .search_filter import SearchFilter
+from .tables import PhotoRow, TagRow, VectorRow
 
 _FIELDS = [f.name for f in fields(PhotoRecord) if f.name != "id"]
 CHUNK = 900  # ids per "IN (...)" clause, under SQLite's bound-parameter limit
@@ -183,28 +184,61 @@ def unhide_under(session: Session, root: str) -> int:
 def searchable_ids_under(session: Session, root: str) -> np.ndarray:
     """Ids of ``indexed`` photos inside ``root`` (one covering-index range; an id without a
     vector is harmless to FAISS, so no join with ``vectors``)."""
-    ids = session.scalars(
-        select(PhotoRow.id).where(PhotoRow.status == INDEXED, under_clause(root))
-    ).all()
+    return searchable_ids(session, SearchFilter(folder=root))
+
+
+def filter_clauses(where: SearchFilter) -> list[ColumnElement[bool]]:
+    """SQL conditions for ``where``'s folder, taken-at range and tag (a photo has the tag when
+    one of its automatic tags ``storage.tags.matches`` it: the same name, or a name ending in
+    it as a word)."""
+    clauses = []
+    if where.tag is not None:
+        tag = where.tag
+        clauses.append(exists().where(
+            TagRow.photo_id == PhotoRow.id,
+            or_(TagRow.name == tag, TagRow.name.endswith(" " + tag, autoescape=True))))
+    if where.folder is not None:
+        clauses.append(under_clause(where.folder))
+    if where.taken_from is not None:
+        clauses.append(PhotoRow.taken_at >= where.taken_from)
+    if where.taken_before is not None:
+        clauses.append(PhotoRow.taken_at < where.taken_before)
+    return clauses
+
+
+def searchable_ids(session: Session, where: SearchFilter) -> np.ndarray:
+    """Ids of the ``indexed`` photos ``where`` lets through, int64 ``(N,)``."""
+    ids = session.scalars(select(PhotoRow.id).where(PhotoRow.status == INDEXED, *filter_clauses(where))).all()
     return np.asarray(ids, dtype=np.int64)
 
 
 def search_filter(
-    session: Session, under: str | os.PathLike[str] | None, exclude: int | None, tag: str | None = None
+    session: Session, where: SearchFilter | None, exclude: int | None
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(allow, deny)`` id arrays for a search: with ``under`` and/or ``tag``, allow only the
-    indexed photos inside that folder / with that tag; without, deny the ones with a vector
-    that are not indexed. Never ``exclude``."""
-    if under is not None or tag is not None:
-        if tag is not None:
-            from .tags import tagged_ids
-
-            allow = tagged_ids(session, tag, None if under is None else os.fspath(under))
-        else:
-            allow = searchable_ids_under(session, os.fspath(under))
+    """``(allow, deny)`` id arrays for a search: with a filter, allow only the indexed photos
+    it lets through; without, deny the ones with a vector that are not indexed. Never ``exclude``."""
+    if where is not None and not where.is_empty:
+        allow = searchable_ids(session, where)
         return (allow if exclude is None else allow[allow != exclude]), None
     deny = hidden_vector_ids(session)
     return None, (deny if exclude is None else np.append(deny, np.int64(exclude)))
+
+
+def browse(session: Session, where: SearchFilter, offset: int, limit: int) -> list[PhotoRecord]:
+    """Indexed photos ``where`` lets through, newest taken first (then by path), one page."""
+    rows = session.scalars(
+        select(PhotoRow)
+        .where(PhotoRow.status == INDEXED, *filter_clauses(where))
+        .order_by(PhotoRow.taken_at.desc(), PhotoRow.path)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [to_record(row) for row in rows]
+
+
+def count_searchable(session: Session, where: SearchFilter) -> int:
+    """How many indexed photos ``where`` lets through."""
+    return session.scalar(select(func.count()).where(PhotoRow.status == INDEXED, *filter_clauses(where)))
 
 
 def hidden_vector_ids(session: Session) -> np.ndarray:

@@ -32,11 +32,12 @@ from .meta_keys import GENERATION, VECTOR_DIM
 from .migrations import SCHEMA_VERSION, SCHEMA_VERSION_KEY
 from .path_text import from_stored, to_stored
 from .records import INDEXED, STATUSES, PhotoRecord, SearchHit
+from .search_filter import SearchFilter
 from .vector_index import IndexConfig
 
 DB_NAME = "library.sqlite"  # as storage.library.DB_NAME (not imported: that module loads SQLAlchemy)
-_COLUMNS = ("id", "path", "size", "mtime", "fingerprint", "width", "height", "taken_at",
-            "indexed_at", "model_fingerprint", "status", "error")
+_COLUMNS = ("id", "path", "size", "mtime", "fingerprint", "width", "height", "taken_at", "taken_offset",
+            "taken_source", "indexed_at", "model_fingerprint", "status", "error")
 _CHUNK = 900  # ids per "IN (...)", under SQLite's bound-parameter limit
 
 
@@ -130,46 +131,42 @@ class LibraryReader:
         return found
 
     def search(self, query_vec: np.ndarray, k: int, under: str | os.PathLike[str] | None = None,
-               tag: str | None = None) -> list[SearchHit]:
+               *, where: SearchFilter | None = None, exclude: int | None = None) -> list[SearchHit]:
         """Top-``k`` searchable photos by inner product with ``query_vec`` (float32 ``(D,)``),
-        best first; ``under``: only photos inside that folder; ``tag``: only photos with a tag
-        that ``storage.tags.matches`` (as ``Library.search``).
-        :class:`ReaderUnavailable` for a query of another dimension (the full library says why)."""
+        best first, among those ``where`` lets through (``under``: only photos inside that
+        folder), never ``exclude`` (as ``Library.search``). :class:`ReaderUnavailable` for a
+        query of another dimension (the full library says why)."""
         query = np.ascontiguousarray(np.asarray(query_vec, dtype=np.float32).reshape(1, -1))  # (1, D)
         if self._index is None or k <= 0:
             return []
         if query.shape[1] != self._dim:
             raise ReaderUnavailable("query dimension differs from the library's")
-        allow, deny = self._filter(under, tag)
+        if under is not None:
+            where = (where or SearchFilter()).with_folder(os.fspath(under))
+        allow, deny = self._filter(where or SearchFilter(), exclude)
         ids, scores = self._index.search(query, k, allow, deny)
         found = self._records(ids.tolist())
         return [SearchHit(found[pid], float(score)) for pid, score in zip(ids.tolist(), scores.tolist())
                 if pid in found and found[pid].status == INDEXED]
 
-    def _filter(self, under, tag: str | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """``(allow, deny)`` as ``storage.photos.search_filter`` (without ``exclude``)."""
-        if tag is not None:
-            tag = tag.strip().lower()
-            escaped = " " + tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            sql = ("SELECT DISTINCT tags.photo_id FROM tags JOIN photos ON photos.id = tags.photo_id "
-                   "WHERE (tags.name = ? OR tags.name LIKE ? ESCAPE '\\') AND photos.status = ?")
-            params = [tag, "%" + escaped, INDEXED]
-            if under is not None:
-                prefix = to_stored(os.path.normpath(os.fspath(under)).rstrip(os.sep) + os.sep)
-                sql += " AND photos.path >= ? AND photos.path < ?"
-                params += [prefix, prefix[:-1] + chr(ord(os.sep) + 1)]
-            return np.fromiter((row[0] for row in self._conn.execute(sql, params)), dtype=np.int64), None
-        if under is not None:
-            prefix = to_stored(os.path.normpath(os.fspath(under)).rstrip(os.sep) + os.sep)
-            upper = prefix[:-1] + chr(ord(os.sep) + 1)
-            rows = self._conn.execute(
-                "SELECT id FROM photos WHERE status = ? AND path >= ? AND path < ?", (INDEXED, prefix, upper))
-            return np.fromiter((row[0] for row in rows), dtype=np.int64), None
+    def count_searchable(self, where: SearchFilter | None = None) -> int:
+        """How many indexed photos ``where`` lets through (as ``Library.count_searchable``)."""
+        sql, params = _where_sql(where or SearchFilter())
+        return self._conn.execute(f"SELECT count(*) FROM photos WHERE {sql}", params).fetchone()[0]
+
+    def _filter(self, where: SearchFilter, exclude: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(allow, deny)`` as ``storage.photos.search_filter``."""
+        if not where.is_empty:
+            sql, params = _where_sql(where)
+            rows = self._conn.execute(f"SELECT id FROM photos WHERE {sql}", params)
+            allow = np.fromiter((row[0] for row in rows), dtype=np.int64)
+            return (allow if exclude is None else allow[allow != exclude]), None
         others = [status for status in STATUSES if status != INDEXED]
         rows = self._conn.execute(
             "SELECT photos.id FROM photos JOIN vectors ON vectors.photo_id = photos.id "
             f"WHERE photos.status IN ({', '.join('?' * len(others))})", others)
-        return None, np.fromiter((row[0] for row in rows), dtype=np.int64)
+        deny = np.fromiter((row[0] for row in rows), dtype=np.int64)
+        return None, (deny if exclude is None else np.append(deny, np.int64(exclude)))
 
     def _records(self, ids: list[int]) -> dict[int, PhotoRecord]:
         found = {}
@@ -180,6 +177,28 @@ class LibraryReader:
             for row in rows:
                 found[row[0]] = _record(dict(zip(_COLUMNS, row)))
         return found
+
+
+def _where_sql(where: SearchFilter) -> tuple[str, list]:
+    """SQL (and its parameters) for the indexed photos ``where`` lets through, as
+    ``storage.photos.filter_clauses`` (datetimes compare as SQLAlchemy stores them: ISO text)."""
+    sql, params = ["status = ?"], [INDEXED]
+    if where.tag is not None:  # as storage.tags.matches: the name, or a name ending in it as a word
+        escaped = " " + where.tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        sql.append("EXISTS (SELECT 1 FROM tags WHERE tags.photo_id = photos.id"
+                   " AND (tags.name = ? OR tags.name LIKE ? ESCAPE '\\'))")
+        params += [where.tag, "%" + escaped]
+    if where.folder is not None:
+        prefix = to_stored(os.path.normpath(os.fspath(where.folder)).rstrip(os.sep) + os.sep)
+        sql.append("path >= ? AND path < ?")
+        params += [prefix, prefix[:-1] + chr(ord(os.sep) + 1)]
+    if where.taken_from is not None:
+        sql.append("taken_at >= ?")
+        params.append(where.taken_from.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    if where.taken_before is not None:
+        sql.append("taken_at < ?")
+        params.append(where.taken_before.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    return " AND ".join(sql), params
 
 
 def _record(row: dict[str, Any]) -> PhotoRecord:

@@ -3,19 +3,18 @@
 Only ``indexed`` photos with a vector are returned. ``missing`` photos (and any others that
 still hold a vector) are excluded inside FAISS with an ``IDSelector`` rather than filtered
 afterwards, so the search still returns ``k`` hits when ``k`` searchable photos exist;
-``under`` and ``tag`` likewise become an allow-list of the indexed ids inside that folder
-and with that tag.
+a ``SearchFilter`` (folder, taken-at range, tag) likewise becomes an allow-list of the indexed ids
+it lets through.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
 from . import photos
 from .errors import DimensionError
 from .records import INDEXED, SearchHit
+from .search_filter import SearchFilter
 from .vector_store import ReadSession, VectorStore
 
 
@@ -24,12 +23,11 @@ def search_hits(
     vectors: VectorStore,
     query_vec: np.ndarray,
     k: int,
-    under: str | os.PathLike[str] | None,
+    where: SearchFilter | None,
     exclude: int | None,
-    tag: str | None = None,
 ) -> list[SearchHit]:
-    """Top-``k`` hits by inner product, best first, never photo ``exclude``; ``tag``: only
-    photos with that automatic tag."""
+    """Top-``k`` hits by inner product among the photos ``where`` lets through, best first,
+    never photo ``exclude``."""
     query = np.ascontiguousarray(np.asarray(query_vec, dtype=np.float32).reshape(1, -1))  # (1, D)
     dim = vectors.dim()
     if dim is None or k <= 0:
@@ -37,7 +35,7 @@ def search_hits(
     if query.shape[1] != dim:
         raise DimensionError(f"query has dimension {query.shape[1]}, the library stores {dim}")
     with read() as session:
-        allow, deny = photos.search_filter(session, under, exclude, tag)
+        allow, deny = photos.search_filter(session, where, exclude)
     ids, scores = vectors.search(query, k, allow, deny)
     with read() as session:
         found = photos.get_many(session, ids)

@@ -59,7 +59,9 @@ class PhotoRow(Base):
     model_fingerprint: Mapped[str | None] = mapped_column(String)
     status: Mapped[str] = mapped_column(String)
     error: Mapped[str | None] = mapped_column(PathText)  # reasons may quote file names
-    taken_at: Mapped[datetime | None]  # added in schema v2
+    taken_at: Mapped[datetime | None] = mapped_column(index=True)  # added in v2; index in v4
+    taken_offset: Mapped[int | None]  # added in schema v4: minutes east of UTC, if known
+    taken_source: Mapped[str | None] = mapped_column(String)  # added in v4: "exif" or "mtime"
 
 
 class VectorRow(Base):

@@ -54,7 +54,7 @@ class VectorStore:
         self.index: VectorIndex | None = None  # None while the library holds no vectors
         self.generation = 0
         self.dirty = False  # changed since the last save
-        self.repair: str | None = None  # why a writer rebuilt or caught up the index file on load
+        self.repair: str | None = None  # why the index was rebuilt or caught up on load (read-only: in memory)
         self.stale: str | None = None  # read-only: why answers may miss recent changes (one line)
         self._saved_count = 0  # vectors in the index at the last save
         self._unsaved = 0  # vector changes since the last save
@@ -96,6 +96,7 @@ class VectorStore:
             self.repair = problem
             self._rebuild()
         elif count <= self.config.ivf_threshold:  # small: exact search over the rows, in memory
+            self.repair = problem  # built in memory only; the next writer repairs the file
             with self._read() as session:
                 self.index = index_build.build(session, self.config, kind=FLAT)
         else:

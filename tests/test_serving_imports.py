@@ -18,6 +18,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from tests.daemon.conftest import draw, eventually, subprocess_env
 
 HEAVY = ("torch", "torchvision", "timm", "transformers", "matplotlib")
 MARK = "HEAVY-MODULES"
-LINE = re.compile(r"^(\d+)\. (/.+) \(score: (-?\d+\.\d{3})\)$")
+LINE = re.compile(r"^(\d+)\. (/.+) \(score: (-?\d+\.\d{3})(?:, taken \d{4}-\d{2}-\d{2})?\)$")
 PHOTOS = [("red", "circle"), ("blue", "square"), ("green", "triangle"), ("yellow", "circle")]
 
 # Reports the heavy modules loaded, on stderr, when the interpreter exits (click's sys.exit
@@ -187,7 +188,8 @@ def test_serve(indexed, tmp_path):
             assert sel.select(240) and server.poll() is None, f"serve did not start:\n{log.read_text()[-3000:]}"
         url = server.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), url
-        with urllib.request.urlopen(url.rstrip("/") + "/api/status", timeout=60) as response:
+        link = urllib.parse.urlsplit(url)  # http://127.0.0.1:PORT/?token=...: the API takes the token too
+        with urllib.request.urlopen(f"http://{link.netloc}/api/status?{link.query}", timeout=60) as response:
             status = json.loads(response.read())
         assert status["photos"]["indexed"] == len(PHOTOS), status
         server.send_signal(signal.SIGTERM)

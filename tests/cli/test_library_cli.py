@@ -15,7 +15,7 @@ from photosearch.indexer.lock import LibraryLock
 from tests.conftest import COLOURS, SHAPES
 from tests.daemon.conftest import cli_json, draw, run_cli, subprocess_env
 
-LINE = re.compile(r"^(\d+)\. (/.+) \(score: (-?\d+\.\d{3})\)$")
+LINE = re.compile(r"^(\d+)\. (/.+) \(score: (-?\d+\.\d{3})(?:, taken \d{4}-\d{2}-\d{2})?\)$")
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +69,10 @@ def test_query_prints_one_ranked_line_per_photo(library):
 
 def test_query_json_paths_only_and_in_folder(library):
     answer = cli_json("--library", library["lib"], "query", "blue square", "-k", "4", "--checkpoint", library["ckpt"])
-    assert set(answer) == {"query", "k", "under", "tag", "source", "model_fingerprint", "results"}
+    assert set(answer) == {"query", "terms", "k", "under", "from", "to", "tag", "source", "model_fingerprint",
+                           "calibrated", "no_good_match", "results"}
     assert answer["source"] == "in-process" and answer["query"] == "blue square"
-    assert [set(hit) for hit in answer["results"]] == [{"rank", "path", "score", "tags", "copies"}] * 4
+    assert [set(hit) for hit in answer["results"]] == [{"rank", "path", "score", "raw_score", "taken_at", "tags", "copies"}] * 4
     paths = ps(library, "query", "blue", "square", "-k", "4", "--paths-only", "--checkpoint", library["ckpt"])
     assert paths.stdout.splitlines() == [hit["path"] for hit in answer["results"]]
     inside = cli_json("--library", library["lib"], "query", "blue square", "--in", library["root"] / "sub",
@@ -82,10 +83,11 @@ def test_query_json_paths_only_and_in_folder(library):
 def test_similar_leaves_the_photo_out_and_refuses_unknown_ones(library):
     photo = library["root"] / "red_circle.png"
     answer = cli_json("--library", library["lib"], "similar", photo, "-k", "3")
-    assert set(answer) == {"photo", "k", "under", "tag", "source", "model_fingerprint", "results"}
+    assert set(answer) == {"photo", "k", "under", "from", "to", "tag", "source", "model_fingerprint",
+                           "calibrated", "no_good_match", "results"}
     assert len(answer["results"]) == 3 and str(photo) not in [h["path"] for h in answer["results"]]
-    assert_one_line_error(ps(library, "similar", "--checkpoint", library["ckpt"], library["root"] / "nope.png"), says="not in the library")
-    assert_one_line_error(ps(library, "similar", "--checkpoint", library["ckpt"], library["root"] / "broken.jpg"), says="failed")
+    assert_one_line_error(ps(library, "similar", "--checkpoint", library["ckpt"], library["root"] / "nope.png"), says="no such file")
+    assert_one_line_error(ps(library, "similar", "--checkpoint", library["ckpt"], library["root"] / "broken.jpg"), says="cannot be read as a photo")
 
 
 def test_status_counts_failures_model_and_daemon(library):
@@ -133,7 +135,10 @@ def test_model_change_is_reported_and_reindex_re_embeds(tmp_path, tiny_checkpoin
         draw(root / f"{colour}.png", colour, "circle")
     cli_json("--library", lib, "index", root, "--checkpoint", tiny_checkpoint)
 
-    result = run_cli("--library", lib, "query", "red circle", "--checkpoint", other_checkpoint)
+    refused = run_cli("--library", lib, "query", "red circle", "--checkpoint", other_checkpoint)
+    assert_one_line_error(refused, says="run `photosearch reindex`")
+    assert "--allow-mismatch" in refused.stderr
+    result = run_cli("--library", lib, "query", "red circle", "--checkpoint", other_checkpoint, "--allow-mismatch")
     assert result.exit_code == 0 and len(result.stdout.splitlines()) == 3
     assert len(result.stderr.strip().splitlines()) == 1 and "photosearch reindex" in result.stderr
     assert_one_line_error(run_cli("--library", lib, "index", root, "--checkpoint", other_checkpoint),

@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from photosearch.indexer.searcher import LibraryBackend, Searcher
+from photosearch.indexer.backend import LibraryBackend
+from photosearch.indexer.searcher import Searcher
 from photosearch.storage import Library
 from tests.daemon.conftest import cli_json, draw, run_cli
 

@@ -124,7 +124,7 @@ def test_null_and_json_together_is_a_usage_error(odd_library):
 def test_errors_quote_names_by_their_bytes(odd_library):
     lib = odd_library
     missing = lib["odd"] / "not_indexed.png"
-    draw(missing, "red", "square")
+    missing.write_bytes(b"not a photo at all")  # a photo outside the library is embedded; this one cannot be
     try:
         proc = ps(lib, desktop_env(), "similar", missing)
     finally:

@@ -45,3 +45,22 @@ def test_perfect_embeddings_score_full_recall_and_random_scores_near_chance():
     assert perfect["t2i"]["R@1"] == 100.0 and perfect["i2t"]["MedR"] == 1.0
     rand = random_baseline(owners, 50)
     assert rand["t2i"]["R@1"] < 10 and 15 < rand["t2i"]["MedR"] < 35
+
+
+def test_restrict_scores_the_kept_photos_against_each_other_alone():
+    from photosearch.miniclip.evaluation import restrict
+
+    rng = np.random.default_rng(3)
+    owner = np.repeat(np.arange(6), 2)  # 12 captions, 2 a photo
+    sim = rng.standard_normal((12, 6))
+    sub, sub_owner = restrict(sim, owner, np.array([1, 4, 5]))
+    rows = [i for i, o in enumerate(owner) if o in (1, 4, 5)]
+    assert np.array_equal(sub, sim[rows][:, [1, 4, 5]])
+    assert sub_owner.tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_colour_queries_are_the_captions_naming_a_colour():
+    from photosearch.miniclip.colour_words import colour_query_rows
+
+    captions = ["A man in a RED shirt.", "a dog runs", "black-and-white dog", "a redwood tree", "two grey cats"]
+    assert colour_query_rows(captions).tolist() == [0, 2, 4]

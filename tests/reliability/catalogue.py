@@ -41,6 +41,10 @@ STALE = "tests/cli/test_stale_results.py::"
 NAMES = "tests/cli/test_undecodable_names.py::"
 FAULTS = R + "test_storage_faults.py::"
 IDS = R + "test_photo_ids.py::"
+PRIVACY = R + "test_privacy.py::"
+HOSTILE = R + "test_hostile_bytes.py::"
+WEB_HARD = R + "test_web_hardening.py::"
+BURSTS = R + "test_daemon_bursts.py::"
 
 
 @dataclass(frozen=True)
@@ -227,4 +231,42 @@ CHECKS = [
           (SAFETY + "test_bad_query_strings_are_400", SAFETY + "test_odd_but_valid_queries_are_answered",
            SAFETY + "test_bad_similar_requests_are_refused", SAFETY + "test_raw_garbage_requests_never_crash_it")),
     Check(WEB, "foreign Host header", (SAFETY + "test_foreign_host_headers_are_refused",)),
+    # Issue 15, sections 1, 3 and 4: private to its owner, bursts and slow clients, hostile bytes.
+    Check(BAD_INPUT, "a library made under any umask, or found open to other accounts",
+          (PRIVACY + "test_a_new_library_is_private_whatever_the_umask",
+           PRIVACY + "test_a_library_left_open_is_tightened_and_said_once")),
+    Check(BAD_INPUT, "a library folder, socket, lock or database another account owns",
+          (PRIVACY + "test_a_library_another_account_owns_is_refused",)),
+    Check(BAD_INPUT, "a FAISS file whose sizes do not fit it (sidecar forged to match)",
+          (HOSTILE + "test_the_layout_check_accepts_what_faiss_writes",
+           HOSTILE + "test_a_faiss_file_whose_sizes_do_not_fit_is_refused_before_faiss_reads_it",
+           HOSTILE + "test_a_library_with_a_forged_faiss_file_rebuilds_it_without_allocating_it")),
+    Check(BAD_INPUT, "query text that is not UTF-8 (argv, daemon socket, web API)",
+          (HOSTILE + "test_query_text_that_is_not_utf8_is_refused_the_same_way_everywhere",)),
+    Check(MODEL_INPUT, "checkpoint config or vocabulary asking for enormous sizes",
+          (HOSTILE + "test_a_checkpoint_config_with_enormous_sizes_is_one_clear_error",
+           HOSTILE + "test_a_checkpoint_vocabulary_with_enormous_sizes_is_one_clear_error")),
+    Check(MODEL_INPUT, "safetensors header or export manifest larger than any real one",
+          (HOSTILE + "test_a_safetensors_header_longer_than_the_file_is_one_clear_error",
+           HOSTILE + "test_an_export_manifest_of_megabytes_is_refused_unread")),
+    Check(WEB, "another local account, guessed tokens and cookies",
+          (PRIVACY + "test_another_account_reads_neither_the_library_nor_the_page",
+           WEB_HARD + "test_every_route_needs_the_runs_token",
+           WEB_HARD + "test_the_printed_link_sets_a_strict_httponly_cookie_and_drops_the_token",
+           WEB_HARD + "test_serve_open_never_puts_the_token_on_a_command_line")),
+    Check(WEB, "DNS rebinding on every bind (0.0.0.0, ::, 0, ::ffff:127.0.0.1)",
+          (WEB_HARD + "test_a_host_allow_list_holds_on_every_bind", WEB_HARD + "test_serve_help_says_how_to_allow_a_name")),
+    Check(WEB, "a burst of concurrent requests; 60 searches on a cold server",
+          (WEB_HARD + "test_a_burst_of_concurrent_requests_is_all_answered",
+           WEB_HARD + "test_one_model_however_many_searches_arrive_at_once")),
+    Check(WEB, "idle connections, a 300 MB photo, a photo that failed",
+          (WEB_HARD + "test_an_idle_connection_is_dropped", WEB_HARD + "test_a_photo_is_streamed_not_read_whole",
+           WEB_HARD + "test_only_indexed_photos_are_served")),
+    Check(FAULT, "a burst of clients on the daemon socket (its queue full)",
+          (BURSTS + "test_fifty_concurrent_clients_are_all_answered",
+           BURSTS + "test_a_client_waits_for_a_daemon_whose_queue_is_full",
+           BURSTS + "test_parallel_query_commands_are_all_answered_by_the_daemon")),
+    Check(FAULT, "a daemon socket nobody serves, or not listening yet",
+          (BURSTS + "test_a_socket_nobody_serves_is_given_up_at_once",
+           BURSTS + "test_a_client_waits_for_a_starting_daemon")),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import create_engine, inspect
 
 from photosearch.storage import Library, SchemaError, StorageError
 from photosearch.storage.migrations import SCHEMA_VERSION
+from photosearch.storage.search_filter import SearchFilter
 from photosearch.storage.tables import Base
 
 V1_SCHEMA = """
@@ -51,9 +53,12 @@ def test_v1_database_is_upgraded_and_keeps_its_data(tmp_path):
     vector = np.arange(4, dtype=np.float32)
     make_v1_library(tmp_path / "lib", vector)
     with Library.open(tmp_path / "lib") as lib:
-        assert lib.get_meta("schema_version") == SCHEMA_VERSION == 4
+        assert lib.get_meta("schema_version") == SCHEMA_VERSION == 5
         photo = lib.get(7)
-        assert (photo.path, photo.status, photo.width, photo.taken_at) == ("/old/a.jpg", "indexed", 4, None)
+        assert (photo.path, photo.status, photo.width) == ("/old/a.jpg", "indexed", 4)
+        local = datetime.fromtimestamp(1.5).astimezone()  # v4: no EXIF time, so the file's mtime
+        assert (photo.taken_at, photo.taken_source) == (local.replace(tzinfo=None, microsecond=0), "mtime")
+        assert photo.taken_offset == local.utcoffset().total_seconds() // 60
         assert photo.indexed_at.year == 2023
         assert lib.get_meta("model_fingerprint") == "m-old"
         assert lib.stats()["index_repair"] == "missing"  # v1 libraries had no FAISS file yet
@@ -62,11 +67,30 @@ def test_v1_database_is_upgraded_and_keeps_its_data(tmp_path):
         assert [r.path for r in lib.roots()] == ["/old"]
     tables = inspect(create_engine(f"sqlite:///{tmp_path / 'lib' / 'library.sqlite'}"))
     assert "taken_at" in {c["name"] for c in tables.get_columns("photos")}
-    assert "ix_photos_status_path" in {i["name"] for i in tables.get_indexes("photos")}
+    assert {"ix_photos_status_path", "ix_photos_taken_at"} <= {i["name"] for i in tables.get_indexes("photos")}
 
 
-def test_v4_adds_tags_and_perceptual_hashes_to_an_indexed_library(tmp_path):
-    """Photos indexed before v3 keep their vectors; they have no tags or hash until reindexed."""
+def test_v2_exif_times_are_kept_and_the_others_come_from_mtime(tmp_path):
+    make_v1_library(tmp_path / "lib", np.ones(4, dtype=np.float32))
+    conn = sqlite3.connect(tmp_path / "lib" / "library.sqlite")
+    conn.execute("ALTER TABLE photos ADD COLUMN taken_at DATETIME")
+    conn.execute("CREATE TABLE roots (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,"
+                 " present BOOLEAN NOT NULL DEFAULT 1, added_at DATETIME NOT NULL)")
+    conn.execute("CREATE INDEX ix_photos_status_path ON photos (status, path)")
+    conn.execute("UPDATE photos SET taken_at = '2021-07-04 12:34:56.000000'")
+    conn.execute("INSERT INTO photos (id, path, size, mtime, fingerprint, status)"
+                 " VALUES (8, '/old/b.jpg', 10, 1700000000, 'fb', 'pending')")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with Library.open(tmp_path / "lib") as lib:
+        exif, plain = lib.get(7), lib.get(8)
+    assert (exif.taken_at, exif.taken_offset, exif.taken_source) == (datetime(2021, 7, 4, 12, 34, 56), None, "exif")
+    assert (plain.taken_at, plain.taken_source) == (datetime.fromtimestamp(1700000000), "mtime")
+
+
+def test_v5_adds_tags_and_perceptual_hashes_to_an_indexed_library(tmp_path):
+    """Photos indexed before v5 keep their vectors; they have no tags or hash until reindexed."""
     vector = np.arange(4, dtype=np.float32)
     make_v1_library(tmp_path / "lib", vector)
     with Library.open(tmp_path / "lib") as lib:
@@ -77,8 +101,8 @@ def test_v4_adds_tags_and_perceptual_hashes_to_an_indexed_library(tmp_path):
         lib.set_tags({7: [("Seashore", 0.5), ("sandbar", 0.25)]})
         assert lib.tags_of([7]) == {7: [("seashore", 0.5), ("sandbar", 0.25)]}
         assert lib.tag_counts() == [("sandbar", 1), ("seashore", 1)]
-        assert [h.photo.id for h in lib.search(vector, 1, tag="SEASHORE")] == [7]
-        assert lib.search(vector, 1, tag="dog") == []
+        assert [h.photo.id for h in lib.search(vector, 1, where=SearchFilter(tag="SEASHORE"))] == [7]
+        assert lib.search(vector, 1, where=SearchFilter(tag="dog")) == []
         lib.remove(7)
         assert lib.tag_counts() == []  # a photo's tags go with it
 

@@ -122,6 +122,8 @@ def test_reader_never_writes(folder):
 @pytest.mark.parametrize("tag", ["seashore", "elephant", "Indian Elephant", "100%", "_lephant", "dog"])
 @pytest.mark.parametrize("under", [None, "/photos/a"])
 def test_tag_filter_and_tags_equal_library(folder, tag, under):
+    from photosearch.storage.search_filter import SearchFilter
+
     with Library.open(folder) as lib:
         ids = {r.path: r.id for r in lib.photos_by_status("indexed")}
         a = sorted(i for p, i in ids.items() if p.startswith("/photos/a/"))
@@ -129,9 +131,31 @@ def test_tag_filter_and_tags_equal_library(folder, tag, under):
                       ids["/photos/a/deep/2.jpg"]: [("african elephant", 0.4)]})
     query = unit_vectors(1, seed=7)[0]
     with Library.open(folder, read_only=True) as lib, LibraryReader.open(folder) as reader:
-        expected = _hits(lib.search(query, 40, under=under, tag=tag))
-        assert _hits(reader.search(query, 40, under=under, tag=tag)) == expected
+        expected = _hits(lib.search(query, 40, under=under, where=SearchFilter(tag=tag)))
+        assert _hits(reader.search(query, 40, under=under, where=SearchFilter(tag=tag))) == expected
         assert reader.tags_of(ids.values()) == lib.tags_of(ids.values())
         with pytest.raises(ReaderUnavailable):
             reader.tag_counts()
     assert (len(expected) > 0) == (tag.lower() in ("seashore", "elephant", "indian elephant", "100%"))
+
+
+@pytest.mark.parametrize("where", [
+    dict(date_from="2021"), dict(date_to="2021-06"), dict(date_from="2021-03-05", date_to="2021-03-05"),
+    dict(folder="/photos/a", date_from="2020-12"), dict(date_from="2030")])
+def test_date_filters_and_exclude_equal_library(tmp_path, where):
+    from datetime import datetime, timedelta
+
+    from photosearch.storage.search_filter import SearchFilter
+
+    vectors = unit_vectors(len(PATHS))
+    with Library.open(tmp_path) as lib, lib.transaction():
+        ids = lib.add_photos([record(p, fingerprint=f"fp{i}", taken_at=datetime(2020, 11, 1) + timedelta(days=13 * i))
+                              for i, p in enumerate(PATHS)])
+        lib.set_vectors(dict(zip(ids, vectors)))
+    where = SearchFilter(**where)
+    query = unit_vectors(1, seed=7)[0]
+    with Library.open(tmp_path, read_only=True) as lib, LibraryReader.open(tmp_path) as reader:
+        for exclude in (None, ids[5]):
+            assert _hits(reader.search(query, 40, where=where, exclude=exclude)) == \
+                _hits(lib.search(query, 40, where=where, exclude=exclude))
+        assert reader.count_searchable(where) == lib.count_searchable(where)

@@ -9,7 +9,7 @@ import http.client
 import json
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from PIL import Image
@@ -45,16 +45,20 @@ def web_library(tmp_path_factory, tiny_checkpoint) -> dict:  # noqa: F811 - the 
 
 
 class Client:
-    """Raw HTTP requests (no path normalisation) to one server."""
+    """Raw HTTP requests (no path normalisation) to one server, with the cookie a browser gets
+    from the link that carries the run's token (`url(server)`)."""
 
-    def __init__(self, base_url: str):
-        parts = urlsplit(base_url)
-        self.base, self.host, self.port = base_url, parts.hostname, parts.port
+    def __init__(self, token_url: str):
+        parts = urlsplit(token_url)
+        self.base, self.host, self.port = f"{parts.scheme}://{parts.netloc}/", parts.hostname, parts.port
+        self.token = parse_qs(parts.query)["token"][0]
+        self.cookie = f"photosearch-{self.port}={self.token}"
 
     def get(self, raw_path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+        """`raw_path` as sent; with the cookie unless `headers` names its own "Cookie"."""
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         try:
-            conn.request("GET", raw_path, headers=headers or {})
+            conn.request("GET", raw_path, headers={"Cookie": self.cookie, **(headers or {})})
             response = conn.getresponse()
             return response.status, dict(response.getheaders()), response.read()
         finally:

@@ -1,6 +1,8 @@
 """The page in a real headless Chromium (Debian's `chromium`, driven through Playwright):
 `photosearch demo --batch` indexes the bundled demo photos with the shipped model, then
-`photosearch serve` serves them; searching "a red stop sign" must show a stop sign photo.
+`photosearch serve` serves them. The page opens on the gallery (months, "load more"); searching
+"a red stop sign" must show a stop sign photo; the lightbox follows the arrow keys and Esc; a
+date filter narrows, and "more like this" keeps it.
 
 Skips, saying why, where Chromium or Playwright is not installed (scripts/install-browser.sh
 installs Chromium) — except under CI=true, where a missing browser fails it —, where the shipped checkpoint is not trained yet, or where the bundled
@@ -47,8 +49,13 @@ def start_server(library: Path, checkpoint: Path, log: Path, timeout: float = 30
     return proc, proc.stdout.readline().strip()
 
 
+def cards(page) -> list[str]:
+    return page.eval_on_selector_all("figure.card", "cards => cards.map(c => c.dataset.path)")
+
+
 def search_in_browser(url: str, query: str, screenshot: Path) -> dict:
-    """Type `query`, wait for the grid, open a photo, then "more like this"; what the page showed."""
+    """The gallery (months, load more), a search, the lightbox's keys, a filter, then "more
+    like this" under it; what the page showed."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -60,18 +67,44 @@ def search_in_browser(url: str, query: str, screenshot: Path) -> dict:
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(url)
             page.wait_for_function("document.getElementById('status').textContent.includes('indexed')")
+            page.wait_for_selector("#results[data-state=done] figure.card", timeout=60_000)
+            shown = {"gallery": cards(page), "months": page.eval_on_selector_all("h2.month", "h => h.map(x => x.textContent)"),
+                     "gallery_message": page.text_content("#message"), "names": page.eval_on_selector_all(
+                         "figure.card .name", "n => n.map(x => [x.textContent, x.title])")}
+            page.click("#load-more")
+            page.wait_for_function("document.querySelectorAll('figure.card').length > 24")
+            shown["gallery_more"] = cards(page)
+
             page.fill("#q", query)
             page.press("#q", "Enter")
-            page.wait_for_selector("#results[data-state=done] figure.card", timeout=60_000)
+            page.wait_for_function("document.getElementById('message').textContent.startsWith('Photos matching')"
+                                   " && document.getElementById('results').dataset.state === 'done'", timeout=60_000)
             page.wait_for_function("[...document.querySelectorAll('#results img')].slice(0, 5)"
                                    ".every(img => img.complete && img.naturalWidth > 0)")
-            shown = {"paths": page.eval_on_selector_all("figure.card", "cards => cards.map(c => c.dataset.path)"),
-                     "message": page.text_content("#message"), "status": page.text_content("#status")}
+            shown.update({"paths": cards(page), "message": page.text_content("#message"),
+                          "status": page.text_content("#status")})
             page.screenshot(path=str(screenshot))
             page.click("figure.card >> nth=0 >> button.thumb")
             page.wait_for_function("document.getElementById('viewer-img').naturalWidth > 0")
-            page.click("#viewer-similar")
+            first = page.text_content("#viewer-caption")
+            page.keyboard.press("ArrowRight")
+            page.wait_for_function("document.getElementById('viewer').dataset.index === '1'")
+            shown["lightbox"] = [first, page.text_content("#viewer-caption")]
+            page.keyboard.press("Escape")
+            shown["closed"] = page.is_hidden("#viewer")
+
+            page.fill("#from", "2100")  # no photo was taken in 2100
+            page.click("#filters button[type=submit]")
+            page.wait_for_function("document.getElementById('message').textContent.includes('no photos found')")
+            shown["filtered_message"] = page.text_content("#message")
+            page.fill("#from", "")
+            page.fill("#to", "2099")
+            page.click("#filters button[type=submit]")
             page.wait_for_selector("#results[data-state=done] figure.card")
+            page.click("figure.card >> nth=0 >> button.thumb")
+            page.click("#viewer-similar")
+            page.wait_for_function("document.getElementById('message').textContent.startsWith('Photos like')"
+                                   " && document.getElementById('results').dataset.state === 'done'")
             shown["similar_message"] = page.text_content("#message")
             shown["errors"] = errors
             return shown
@@ -122,5 +155,12 @@ def test_search_page_in_a_real_browser(tmp_path):
     expected = photos_captioned("stop sign")
     assert expected & set(names), f"none of the stop sign photos {sorted(expected)} among {names}"
     assert shown["message"].startswith(f"Photos matching “{QUERY}”")
-    assert shown["similar_message"].startswith("Photos like")
+    # The gallery: newest first in month groups, 24 at first, more on demand, every name shown.
+    assert len(shown["gallery"]) == 24 and len(shown["gallery_more"]) > 24 and shown["months"]
+    assert shown["gallery_message"].startswith("All photos: 24+ photos, newest first")
+    assert all(name == os.path.basename(path) for name, path in shown["names"])
+    first, second = shown["lightbox"]
+    assert first != second and shown["closed"]
+    assert "(taken 2100 to …): no photos found" in shown["filtered_message"]
+    assert shown["similar_message"].startswith("Photos like") and "(taken … to 2099)" in shown["similar_message"]
     assert screenshot.stat().st_size > 10_000

@@ -85,7 +85,6 @@ GARBAGE = [
 ]
 FINE = [
     "q=caf%C3%A9+%E2%98%95+%F0%9F%90%88",
-    "q=" + "%F0%9F%98%80" * 200,
     "q=a%0Ab%09c",
     "q=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
     "q=red;k=3",
@@ -101,6 +100,11 @@ def test_bad_query_strings_are_400(client, query):
     status, answer = client.json("/api/search?" + query)
     assert status == 400, (query, answer)
     assert isinstance(answer["error"], str) and "\n" not in answer["error"]
+
+
+def test_a_query_of_emoji_only_is_answered_with_what_to_do(client):
+    status, answer = client.json("/api/search?q=" + "%F0%9F%98%80" * 200)
+    assert status == 400 and "describe the photo in words" in answer["error"]
 
 
 @pytest.mark.parametrize("query", FINE)

@@ -13,7 +13,7 @@ from photosearch.indexer.ipc import SocketServer
 from photosearch.indexer.web import ASSETS, DEFAULT_K, LibraryBackend
 from photosearch.storage import Library
 
-RESULT_FIELDS = {"rank", "id", "path", "name", "score", "thumb", "photo", "tags", "copies"}
+RESULT_FIELDS = {"rank", "id", "path", "name", "score", "raw_score", "taken_at", "thumb", "photo", "tags", "copies"}
 
 
 def ids_by_name(client) -> dict[str, int]:
