@@ -18,6 +18,7 @@ functions here, and `RayUnavailable` says what to install.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -58,6 +59,9 @@ class EmbeddedFile:
     height: int
     taken_at: datetime | None
     vector: np.ndarray | None  # float32 (D,) when embedded
+    taken_offset: int | None = None  # minutes east of UTC, if EXIF says
+    tags: tuple[tuple[str, float], ...] = ()  # automatic tags, best first
+    phash: int | None = None  # perceptual hash
 
 
 def import_ray():
@@ -198,6 +202,9 @@ class EmbedPhotos:
             "height": np.array([f.height if f else 0 for f in facts], dtype=np.int64),
             "taken_at": np.array([f.taken_at.isoformat() if f and f.taken_at else "" for f in facts], dtype=object),
             "vector": vectors,
+            # JSON text and decimal text: Arrow columns of plain types (an absent value is "")
+            "extra": np.array([json.dumps({"offset": f.taken_offset, "tags": [list(t) for t in f.tags],
+                                           "phash": f.phash}) if f else "" for f in facts], dtype=object),
         }
 
 
@@ -210,4 +217,14 @@ def _rows(batch: dict[str, np.ndarray]) -> Iterator[EmbeddedFile]:
             width=int(batch["width"][i]), height=int(batch["height"][i]),
             taken_at=datetime.fromisoformat(taken_at) if taken_at else None,
             vector=None if error else np.array(batch["vector"][i], dtype=np.float32),
+            **_extra(str(batch["extra"][i]) if "extra" in batch else ""),
         )
+
+
+def _extra(text: str) -> dict:
+    """EmbeddedFile's taken_offset, tags and phash from an actor's "extra" column."""
+    if not text:
+        return {}
+    extra = json.loads(text)
+    return {"taken_offset": extra.get("offset"), "phash": extra.get("phash"),
+            "tags": tuple((str(name), float(p)) for name, p in extra.get("tags") or ())}

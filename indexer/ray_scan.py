@@ -135,7 +135,8 @@ class RayScanner(Scanner):
                     if row.error:
                         failed[row.path] = row.error
                     else:
-                        embedded[row.path] = EmbeddedPhoto(row.vector, row.width, row.height, row.taken_at)
+                        embedded[row.path] = EmbeddedPhoto(row.vector, row.width, row.height, row.taken_at,
+                                                          row.taken_offset, row.tags, row.phash)
             store_embedded(self.lib, copies, embedded, failed, waiting, vanished, report)
         self._settled.update(row.path for row in fresh)
         self._advance(len(fresh))

@@ -35,6 +35,6 @@ def of(session: Session, ids: Iterable[int]) -> dict[int, int]:
 
 
 def count_missing(session: Session) -> int:
-    """Indexed photos without a hash (indexed before schema v4)."""
+    """Indexed photos without a hash (indexed before schema v5)."""
     has_hash = exists().where(HashRow.photo_id == PhotoRow.id)
     return session.scalar(select(func.count()).where(PhotoRow.status == INDEXED, ~has_hash))

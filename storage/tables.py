@@ -87,7 +87,7 @@ class RootRow(Base):
 
 
 class HashRow(Base):
-    """A photo's 64-bit perceptual hash (signed), for near-duplicates (schema v4)."""
+    """A photo's 64-bit perceptual hash (signed), for near-duplicates (schema v5)."""
 
     __tablename__ = "hashes"
 
@@ -99,7 +99,7 @@ class HashRow(Base):
 
 class TagRow(Base):
     """An automatic tag of a photo: an ImageNet class its image tower saw, with its probability
-    (schema v4). Written with the photo's vector, by the same model."""
+    (schema v5). Written with the photo's vector, by the same model."""
 
     __tablename__ = "tags"
     __table_args__ = (Index("ix_tags_name", "name", "photo_id"),)
