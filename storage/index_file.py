@@ -16,7 +16,7 @@ then ``os.replace``-s both and fsyncs the directory. A crash at any point leaves
 the new pair, or a new index with the old sidecar, which the size/mtime check reports (the
 next writer repairs it from SQLite). A failed write (ENOSPC) happens before any rename, so the
 previous files are untouched and :class:`IndexSaveError` says why.
-Before FAISS reads a flat index file, ``index_layout`` checks that every size it declares
+Before FAISS reads an index file, ``index_layout`` checks that every size it declares
 fits in the file: FAISS allocates what a file says before reading it.
 
 Writers read the file through the same kind of callback, checking the CRC in the same pass.
@@ -168,8 +168,7 @@ def load(folder: Path, config: IndexConfig, *, read_only: bool = False) -> Vecto
     if (stat.st_size, stat.st_mtime_ns) != expected or kind not in (FLAT, IVF):
         raise IndexFileProblem("index file does not match its sidecar (interrupted save?)")
     try:
-        if kind == FLAT:  # every size in it fits the file: FAISS allocates what they say
-            check_layout(index_path)  # (IVF files: not walked yet, see index_layout)
+        check_layout(index_path)  # every size in it fits the file: FAISS allocates what they say
         if read_only:
             index = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
         else:

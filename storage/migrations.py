@@ -238,6 +238,6 @@ def require_current(engine: Engine) -> None:
     check_version(version)
     if version < SCHEMA_VERSION:
         raise SchemaError(
-            f"the library database needs a schema upgrade (v{version} to v{SCHEMA_VERSION}); "
-            "open it once without read_only"
+            f"the library was made by an older photosearch (schema v{version}, now v{SCHEMA_VERSION}): "
+            "run `photosearch index` or `photosearch watch` once to upgrade it"
         )

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from photosearch.indexer import ipc
 from photosearch.indexer.backend import LibraryBackend
 from photosearch.storage import Library
-from photosearch.storage.index_file import INDEX_NAME, SIDECAR_NAME, file_facts
+from photosearch.storage.index_file import INDEX_NAME, SIDECAR_NAME, _without_direct_map, file_facts, write_index
 from photosearch.storage.index_layout import LayoutError, check_layout
 from tests.daemon.conftest import daemon_factory, draw, photosearch_command, run_cli, subprocess_env  # noqa: F401
 from tests.reliability.test_model_input import dataset, one_clear_line  # noqa: F401 - a fixture
@@ -197,3 +197,36 @@ def test_query_text_that_is_not_utf8_is_refused_the_same_way_everywhere(tmp_path
     assert ipc.request(library, {"op": "query", "text": "red", "k": 1})["results"]  # and it goes on
     daemon.check_alive()
     assert said[0] == said[1]
+
+
+def real_ivf(path: Path, count: int, nlist: int = 8, dim: int = 16) -> Path:
+    """An IndexIVFFlat written as storage writes it (no direct map in the file)."""
+    rng = np.random.default_rng(1)
+    train = rng.random((max(count, 4 * nlist), dim), dtype=np.float32)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.train(train)
+    index.add_with_ids(train[:count], np.arange(count, dtype=np.int64) * 5)
+    write_index(_without_direct_map(index), path)
+    return path
+
+
+@pytest.mark.parametrize(("count", "nlist"), [(500, 8), (3, 64), (0, 8)])  # full sizes, sparse sizes, empty
+def test_the_layout_check_accepts_the_ivf_files_storage_writes(tmp_path, count, nlist):
+    assert check_layout(real_ivf(tmp_path / "v.faiss", count, nlist)) == (16, count)
+
+
+IVF_FORGERIES = {  # offsets per faiss/impl/index_write.cpp: fourcc, header (33), nlist, nprobe, quantizer
+    "2^40 lists": lambda b: patched(b, 4 + 33, 1 << 40),
+    "a quantizer of 1 GiB": lambda b: patched(b, 4 + 33 + 16 + 4 + 33, (1 << 30) // 4),
+    "a list of 1 GiB": lambda b: patched(b, b.index(b"full") + 12, (1 << 30) // 72),  # list 0's size
+    "trailing bytes": lambda b: b + b"\0" * 72,
+    "cut short": lambda b: b[:-5],
+}
+
+
+@pytest.mark.parametrize("forgery", list(IVF_FORGERIES))
+def test_an_ivf_file_whose_sizes_do_not_fit_is_refused_before_faiss_reads_it(tmp_path, forgery):
+    path = real_ivf(tmp_path / "v.faiss", 500)
+    path.write_bytes(IVF_FORGERIES[forgery](path.read_bytes()))
+    with pytest.raises(LayoutError):
+        check_layout(path)

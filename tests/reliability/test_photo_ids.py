@@ -86,3 +86,13 @@ def test_an_upgraded_library_enforces_foreign_keys_again(tmp_path, monkeypatch):
     with Library.open(folder) as lib:
         with lib._engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_a_read_only_open_of_an_older_library_says_which_command_upgrades_it(tmp_path, monkeypatch):
+    import pytest
+
+    from photosearch.storage.errors import SchemaError
+
+    make_v2_library(tmp_path, monkeypatch, 6)
+    with pytest.raises(SchemaError, match=r"photosearch index` or `photosearch watch` once"):
+        Library.open(tmp_path, read_only=True)

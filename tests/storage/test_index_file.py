@@ -196,7 +196,7 @@ def test_ivf_lists_that_do_not_add_up_are_caught_before_faiss_reads_them(saved_k
     with Library.open(folder, index=config, read_only=True) as lib:  # small: exact, from the rows
         assert lib.stats()["index_type"] == "flat" and results(lib) == expected
     with Library.open(folder, index=config) as lib:
-        assert lib.stats()["index_repair"] == "corrupt (the inverted lists do not add up to the index)"
+        assert lib.stats()["index_repair"].startswith("corrupt (the inverted lists do not add up to the index")
         assert results(lib) == expected
     with Library.open(folder, index=config) as lib:
         assert lib.stats()["index_repair"] is None  # the writer above rebuilt and saved it

@@ -122,7 +122,7 @@ def test_newer_schema_is_refused(tmp_path):
 
 def test_read_only_open_refuses_to_migrate(tmp_path):
     make_v1_library(tmp_path / "lib", np.ones(4, dtype=np.float32))
-    with pytest.raises(SchemaError, match="without read_only"):
+    with pytest.raises(SchemaError, match="photosearch index` or `photosearch watch` once"):
         Library.open(tmp_path / "lib", read_only=True)
 
 
