@@ -17,6 +17,8 @@ from .records import INDEXED, SearchHit
 from .search_filter import SearchFilter
 from .vector_store import ReadSession, VectorStore
 
+RETRIES = 4  # searches when writers keep removing hits under it; the last answer stands
+
 
 def search_hits(
     read: ReadSession,
@@ -34,13 +36,19 @@ def search_hits(
         return []
     if query.shape[1] != dim:
         raise DimensionError(f"query has dimension {query.shape[1]}, the library stores {dim}")
-    with read() as session:
-        allow, deny = photos.search_filter(session, where, exclude)
-    ids, scores = vectors.search(query, k, allow, deny)
-    with read() as session:
-        found = photos.get_many(session, ids)
-    return [
-        SearchHit(found[pid], float(score))
-        for pid, score in zip(ids.tolist(), scores.tolist())
-        if pid in found and found[pid].status == INDEXED  # changed since the filter: skip
-    ]
+    for _ in range(RETRIES):
+        with read() as session:
+            allow, deny = photos.search_filter(session, where, exclude)
+        ids, scores = vectors.search(query, k, allow, deny)
+        with read() as session:
+            found = photos.get_many(session, ids)
+        hits = [
+            SearchHit(found[pid], float(score))
+            for pid, score in zip(ids.tolist(), scores.tolist())
+            if pid in found and found[pid].status == INDEXED  # changed since the filter: skip
+        ]
+        if len(hits) == len(ids):
+            return hits
+        # A writer removed (or hid) a hit between the filter and the records: search again, so
+        # `k` hits still come back whenever `k` photos match.
+    return hits
