@@ -63,6 +63,7 @@ def test_every_route_needs_the_runs_token(library):
     with serving(LibraryBackend(library["lib"], library["ckpt"])) as client:
         some_id = photo_id(library, "red.png")
         routes = ["/", "/app.js", "/api/status", "/api/search?q=red", f"/api/similar?id={some_id}",
+                  "/api/browse", "/api/duplicates", "/api/duplicates?near=1", "/api/tags",
                   f"/thumb/{some_id}", f"/photo/{some_id}"]
         for path in routes:
             for cookie in ("", f"photosearch-{client.port}=wrong", f"photosearch-{client.port + 1}={client.token}"):
