@@ -37,8 +37,9 @@ class SearchFilter:
     ``folder`` is an absolute path as photos are stored (real path: links resolved by the
     caller). ``date_from`` / ``date_to`` keep the text the user typed (validated on creation),
     so the filter travels as JSON unchanged; ``taken_from`` / ``taken_before`` are the bounds.
-    ``tag`` is an automatic tag name (filled by the tags feature; storage applies it when the
-    library has tags). Every field None: no filter.
+    ``tag`` is an automatic tag name (``storage.tags``; lower case), matching a photo's tag of
+    that name or one ending in it as a word ("elephant" finds "indian elephant"). Every field
+    None: no filter.
     """
 
     folder: str | None = None
