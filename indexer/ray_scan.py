@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 from photosearch.indexer.copies import Copies
 from photosearch.indexer.embedder import EmbeddedPhoto
-from photosearch.indexer.folders import is_under
 from photosearch.indexer.ray_embed import (
     HEAD_BATCH,
     EmbeddedFile,
@@ -42,7 +41,7 @@ from photosearch.indexer.scan_outcomes import (
     settle_without_model,
     store_embedded,
 )
-from photosearch.indexer.scanner import Scanner, _unchanged
+from photosearch.indexer.scanner import Scanner
 from photosearch.storage import PhotoRecord
 from photosearch.storage.vector_shards import new_run_folder, write_shard
 
@@ -86,16 +85,8 @@ class RayScanner(Scanner):
         self._seq = 0
 
     def _reconcile(self, disk, known: dict[str, PhotoRecord], errors: list[str], report):
-        known = dict(known)
-        todo = {}
-        for found in disk:
-            record = known.pop(found.path, None)
-            if record is not None and _unchanged(record, found):
-                report.unchanged += 1
-                self._advance(1)
-            else:
-                todo[found.path] = (found, record)
-        vanished = {p: r for p, r in known.items() if not any(is_under(p, e) for e in errors)}
+        changed, vanished = self._partition(disk, known, errors, report)
+        todo = {found.path: (found, record) for found, record in changed}
         files = []
         for path in todo:
             files.append(FileToEmbed(path, self._seq))

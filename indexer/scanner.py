@@ -208,8 +208,9 @@ class Scanner:
         return apply_rename(self.lib, src, dest, lambda path: self._accepts(path, roots))
 
     # -- reconciliation ----------------------------------------------------------------------
-    def _reconcile(self, disk, known: dict[str, PhotoRecord], errors: list[str], report):
-        """Settle every file in `disk`; return the known photos that are gone (not removed yet)."""
+    def _partition(self, disk, known: dict[str, PhotoRecord], errors: list[str], report):
+        """`(todo, vanished)`: the files of `disk` that are new or changed, each with its known
+        record or None (unchanged ones are counted), and the known photos gone from disk."""
         known = dict(known)
         todo = []
         for found in disk:
@@ -221,6 +222,11 @@ class Scanner:
                 todo.append((found, record))
         # Gone from disk, unless hidden behind a read error; new files may claim them as moves.
         vanished = {p: r for p, r in known.items() if not any(is_under(p, e) for e in errors)}
+        return todo, vanished
+
+    def _reconcile(self, disk, known: dict[str, PhotoRecord], errors: list[str], report):
+        """Settle every file in `disk`; return the known photos that are gone (not removed yet)."""
+        todo, vanished = self._partition(disk, known, errors, report)
         waiting: Waiting = {}
         with ThreadPoolExecutor(self.hash_workers, thread_name_prefix="fingerprint") as pool:
             # The embedder pulls paths lazily from _settle, so fingerprinting the next chunk
